@@ -1,0 +1,50 @@
+// Package arch is the interface the tracer, the injector and the restorer
+// use for the host's instruction set. Each supported GOARCH provides the
+// same set in host_<arch>.go (gVisor's symmetry: a missing piece is a
+// compile error); the layouts themselves are data in arch/amd64 and
+// arch/arm64 and compile on any host.
+package arch
+
+import "github.com/cryo-project/cryo/image"
+
+// Regs is a general register set as the kernel's NT_PRSTATUS regset has it.
+type Regs interface {
+	// SetSyscall arranges for syscall nr(args) at the syscall
+	// instruction at pc, with the kernel's restart logic disabled.
+	SetSyscall(pc, nr uint64, args ...uint64)
+	// Return is the syscall return value at syscall exit.
+	Return() uint64
+	PC() uint64
+	// PrepareResume applies the syscall-restart fix-up for resuming in a
+	// new task; it returns what it did ("" if nothing).
+	PrepareResume() string
+	Encode() []byte
+}
+
+// Sysno holds the numbers of the syscalls cryo injects.
+type Sysno struct {
+	Openat, Close, Mmap, Mprotect, Munmap, Mremap, Brk uint64
+	RtSigaction, Sigaltstack, Prctl, SetTidAddress     uint64
+	SetRobustList, GetRobustList, Rseq, Dup3, Lseek    uint64
+	Chdir, Fcntl, RtSigqueueinfo, RtTgsigqueueinfo     uint64
+	ExitGroup, Getpid, Gettid                          uint64
+}
+
+// Host describes the machine cryo runs on.
+type Host struct {
+	Image   image.Arch
+	RegsNT  int // regset with the general registers
+	FPUNT   int // regset with the FP/vector state
+	FPUMax  int // upper bound of the FP regset size
+	Sys     Sysno
+	NewRegs func(raw []byte) (Regs, error)
+	// Stub is the code of the thaw stub and the offset of its syscall
+	// instruction.
+	StubCode          []byte
+	StubSyscallOffset uint64
+	ELFMachine        uint16
+	// SyscallInsn is the syscall instruction; FindSyscall locates one in
+	// a code buffer at an instruction boundary.
+	SyscallInsn []byte
+	FindSyscall func(code []byte) (int, bool)
+}

@@ -1,0 +1,53 @@
+package arch
+
+import (
+	"bytes"
+
+	"github.com/cryo-project/cryo/arch/arm64"
+	"github.com/cryo-project/cryo/image"
+)
+
+type arm64Regs struct{ arm64.Regs }
+
+func (r *arm64Regs) PC() uint64 { return r.Pc }
+
+// Current is the host architecture.
+var Current = Host{
+	Image:  image.ArchARM64,
+	RegsNT: arm64.NT_PRSTATUS,
+	FPUNT:  arm64.NT_PRFPREG,
+	FPUMax: 528,
+	Sys: Sysno{
+		Openat: arm64.SysOpenat, Close: arm64.SysClose, Mmap: arm64.SysMmap,
+		Mprotect: arm64.SysMprotect, Munmap: arm64.SysMunmap, Mremap: arm64.SysMremap,
+		Brk: arm64.SysBrk, RtSigaction: arm64.SysRtSigaction, Sigaltstack: arm64.SysSigaltstack,
+		Prctl: arm64.SysPrctl, SetTidAddress: arm64.SysSetTidAddress,
+		SetRobustList: arm64.SysSetRobustList, GetRobustList: arm64.SysGetRobustList,
+		Rseq: arm64.SysRseq, Dup3: arm64.SysDup3, Lseek: arm64.SysLseek, Chdir: arm64.SysChdir,
+		Fcntl: arm64.SysFcntl, RtSigqueueinfo: arm64.SysRtSigqueueinfo,
+		RtTgsigqueueinfo: arm64.SysRtTgsigqueueinfo, ExitGroup: arm64.SysExitGroup,
+		Getpid: arm64.SysGetpid, Gettid: arm64.SysGettid,
+	},
+	NewRegs: func(raw []byte) (Regs, error) {
+		r := &arm64Regs{}
+		if err := r.Decode(raw); err != nil {
+			return nil, err
+		}
+		return r, nil
+	},
+	StubCode:          arm64.StubCode(),
+	StubSyscallOffset: arm64.StubSyscallOffset,
+	ELFMachine:        arm64.ELFMachine,
+	SyscallInsn:       arm64.SvcInsn,
+	FindSyscall:       findSvcARM64,
+}
+
+// findSvcARM64: arm64 instructions are 4 bytes, 4-aligned.
+func findSvcARM64(code []byte) (int, bool) {
+	for off := 0; off+4 <= len(code); off += 4 {
+		if bytes.Equal(code[off:off+4], arm64.SvcInsn) {
+			return off, true
+		}
+	}
+	return 0, false
+}
