@@ -1,0 +1,98 @@
+// Package image defines the cryo image: the stream that records a frozen
+// process, and the self-restoring executable that carries it.
+//
+// # The executable
+//
+// cryo's output is one file: the restorer, an ordinary static ELF
+// executable, with the image appended and a fixed-size trailer at the
+// very end. The ELF headers are not modified; the kernel loads the
+// restorer and ignores what follows its segments, and the restorer finds
+// its image by reading the trailer of /proc/self/exe (OpenEmbedded).
+//
+//	offset 0
+//	+--------------------------------+
+//	| restorer ELF executable        |  unchanged; readelf -h accepts the file
+//	+--------------------------------+  <- image offset
+//	| image header         28 bytes  |  \
+//	| META record                    |   |
+//	| PAGES record                   |   |  the image stream
+//	| PAGES record ...               |   |  (image length bytes)
+//	| END record                     |  /
+//	+--------------------------------+  <- file size - 32
+//	| trailer              32 bytes  |
+//	+--------------------------------+
+//
+//	trailer:
+//	 0  image offset           uint64
+//	 8  image length           uint64
+//	16  crc32c of bytes 0-15   uint32
+//	20  zero padding           4 bytes
+//	24  magic "CRYOEXE\x00"    8 bytes
+//
+// The image must end where the trailer starts. A file without the magic
+// (the plain restorer) has no image: OpenEmbedded returns ErrNoImage.
+//
+// # The image stream
+//
+// All integers are little-endian; checksums are CRC-32C (Castagnoli).
+//
+//	header (28 bytes):
+//	 0  magic "CRYOIMG\x00"    8 bytes
+//	 8  format version         uint32  (Version)
+//	12  architecture           uint32  (Arch)
+//	16  page size              uint32  power of two, 4096 to 65536
+//	20  flags                  uint32  none defined, must be 0
+//	24  crc32c of bytes 0-23   uint32
+//
+//	record:
+//	 0  type                   uint32  1 META, 2 PAGES, 3 END
+//	 4  payload length         uint32
+//	 8  crc32c of the payload  uint32
+//	12  payload
+//
+//	META payload: the Process, encoded as JSON (at most 64 MiB).
+//
+//	PAGES payload:
+//	 0  address of first page  uint64  page-aligned
+//	 8  page count             uint32  > 0
+//	12  raw length             uint32  page count * page size, at most MaxPagesChunk
+//	16  compression            uint32  0 none, 1 lz4 block
+//	20  data                           raw length bytes, or the lz4 block
+//
+//	END payload:
+//	 0  number of PAGES records  uint64
+//	 8  total number of pages    uint64
+//
+// An image is the header, exactly one META record, any number of PAGES
+// records and one END record, and nothing after it. The pages of a
+// PAGES record lie inside one VMA of the metadata. Records are numbered
+// from 0 (META) in error messages.
+//
+// # Design
+//
+// The metadata is JSON: it is small next to the pages (kilobytes against
+// megabytes), so its encoding costs nothing that matters; fields can be
+// added without breaking older images; it can be read with any tool when
+// debugging a failed thaw; and encoding/json is robust against hostile
+// input, which keeps the reader safe to fuzz. Only the bulk data, the
+// pages, has a binary layout.
+//
+// Every record carries its own checksum, and the header its own, so that
+// damage is found before the restorer acts on it and reported precisely
+// ("record #12 (PAGES) is corrupt") rather than as a failed thaw. The END
+// record repeats how many records and pages came before it, so an image
+// cut exactly at a record boundary is still found to be truncated.
+//
+// Pages travel in chunks of at most 16 MiB so that neither side needs
+// memory in proportion to the process: the writer streams, holding a
+// few chunks at a time, and the reader allocates at most one chunk,
+// whatever lengths a damaged image claims. The Writer makes 1 MiB chunks
+// (lz4 only looks back 64 KiB, so larger chunks would not compress
+// better), compressing them concurrently. A chunk is stored lz4-compressed
+// only when that makes it smaller, so incompressible data costs only the
+// time of the attempt.
+//
+// Every length and count is checked against these limits before the
+// reader allocates anything for it, and the version is checked first:
+// an image from a newer cryo is reported as such, not as corrupt.
+package image
