@@ -1,0 +1,221 @@
+package inject
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/ptrace"
+)
+
+// Session is an injection context on one stopped thread.
+type Session struct {
+	Tid       int
+	host      arch.Host
+	site      uint64
+	saved     []byte
+	savedMask uint64
+	held      []unix.Signal
+	ended     bool
+}
+
+// Begin saves tid's registers and mask and blocks all its signals. site
+// is the address of a syscall instruction in the tracee.
+// Precondition: called via Tracer.Do; tid is in a ptrace stop.
+func Begin(tid int, site uint64) (*Session, error) {
+	h := arch.Current
+	regs, err := ptrace.GetRegset(tid, h.RegsNT, 1024)
+	if err != nil {
+		return nil, err
+	}
+	mask, err := ptrace.GetSigMask(tid)
+	if err != nil {
+		return nil, err
+	}
+	if err := ptrace.SetSigMask(tid, ^uint64(0)); err != nil {
+		return nil, err
+	}
+	return &Session{Tid: tid, host: h, site: site, saved: regs, savedMask: mask}, nil
+}
+
+// SavedRegs returns the registers as they were at Begin.
+func (s *Session) SavedRegs() []byte { return append([]byte(nil), s.saved...) }
+
+// SavedMask returns the signal mask as it was at Begin.
+func (s *Session) SavedMask() uint64 { return s.savedMask }
+
+// SetSite moves the syscall instruction used for the next calls.
+func (s *Session) SetSite(site uint64) { s.site = site }
+
+// Syscall runs nr(args) in the tracee and returns its result.
+// Precondition: called via Tracer.Do.
+func (s *Session) Syscall(nr uint64, args ...uint64) (uint64, error) {
+	for try := 0; ; try++ {
+		if err := s.enter(nr, args); err != nil {
+			return 0, err
+		}
+		if err := s.resumeToSyscallStop(ptrace.SyscallInfoExit); err != nil {
+			return 0, err
+		}
+		raw, err := ptrace.GetRegset(s.Tid, s.host.RegsNT, 1024)
+		if err != nil {
+			return 0, err
+		}
+		r, err := s.host.NewRegs(raw)
+		if err != nil {
+			return 0, err
+		}
+		ret := r.Return()
+		if e := int64(ret); e < 0 && e >= -4095 {
+			switch -e {
+			case 512, 513, 514, 516: // ERESTART*: interrupted, issue it again
+				if try < 3 {
+					continue
+				}
+			}
+			return ret, unix.Errno(-e)
+		}
+		return ret, nil
+	}
+}
+
+// SyscallNoReturn runs nr(args) up to its syscall-exit stop and leaves the
+// tracee there: for the call that unmaps the very instruction it ran
+// from, after which only new registers may be set.
+// Precondition: called via Tracer.Do.
+func (s *Session) SyscallNoReturn(nr uint64, args ...uint64) (uint64, error) {
+	if err := s.enter(nr, args); err != nil {
+		return 0, err
+	}
+	if err := s.resumeToSyscallStop(ptrace.SyscallInfoExit); err != nil {
+		return 0, err
+	}
+	raw, err := ptrace.GetRegset(s.Tid, s.host.RegsNT, 1024)
+	if err != nil {
+		return 0, err
+	}
+	r, err := s.host.NewRegs(raw)
+	if err != nil {
+		return 0, err
+	}
+	ret := r.Return()
+	if e := int64(ret); e < 0 && e >= -4095 {
+		return ret, unix.Errno(-e)
+	}
+	return ret, nil
+}
+
+func (s *Session) enter(nr uint64, args []uint64) error {
+	r, err := s.host.NewRegs(s.saved)
+	if err != nil {
+		return err
+	}
+	r.SetSyscall(s.site, nr, args...)
+	if err := ptrace.SetRegset(s.Tid, s.host.RegsNT, r.Encode()); err != nil {
+		return err
+	}
+	return s.resumeToSyscallStop(ptrace.SyscallInfoEntry)
+}
+
+// resumeToSyscallStop resumes with PTRACE_SYSCALL until a syscall stop of
+// the wanted kind, holding any signal that stops the tracee on the way.
+// A stop of the other kind means the tracee was taken inside a syscall
+// (say, at an exec event) and the caller did not step it out first.
+func (s *Session) resumeToSyscallStop(want int) error {
+	if err := ptrace.Syscall(s.Tid, 0); err != nil {
+		return err
+	}
+	for {
+		st, err := ptrace.Wait(s.Tid)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Exited():
+			s.ended = true
+			return fmt.Errorf("tid %d %s during an injected syscall: %w", s.Tid, st, ptrace.ErrExited)
+		case st.SyscallStop():
+			op, err := ptrace.SyscallInfoOp(s.Tid)
+			if err != nil {
+				return err
+			}
+			if op != want {
+				return fmt.Errorf("tid %d: syscall stop of kind %d where %d was expected", s.Tid, op, want)
+			}
+			return nil
+		case st.Signal() != 0:
+			// Blocked signals never get here; SIGSTOP and the like
+			// do. Hold it and deliver it when the session ends.
+			s.held = append(s.held, st.Signal())
+		}
+		if err := ptrace.Syscall(s.Tid, 0); err != nil {
+			return err
+		}
+	}
+}
+
+// End restores the registers and signal mask saved by Begin.
+// Precondition: called via Tracer.Do.
+func (s *Session) End() error {
+	if s.ended {
+		return nil
+	}
+	s.ended = true
+	return errors.Join(
+		ptrace.SetRegset(s.Tid, s.host.RegsNT, s.saved),
+		ptrace.SetSigMask(s.Tid, s.savedMask))
+}
+
+// Held returns the signals that arrived during the session and were held;
+// the caller delivers them again once the tracee is let go.
+func (s *Session) Held() []unix.Signal { return s.held }
+
+// FindSite returns the address of a syscall instruction in pid: in the
+// vdso's .text when there is one, else in the first executable mapping
+// that has one.
+func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
+	h := arch.Current
+	for _, m := range maps {
+		if m.Path != "[vdso]" {
+			continue
+		}
+		buf := make([]byte, m.Len())
+		if _, err := ptrace.ReadMem(pid, m.Start, buf); err != nil {
+			break
+		}
+		f, err := elf.NewFile(bytes.NewReader(buf))
+		if err != nil {
+			break
+		}
+		for _, sec := range f.Sections {
+			if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 || sec.Offset+sec.Size > uint64(len(buf)) {
+				continue
+			}
+			if off, ok := h.FindSyscall(buf[sec.Offset : sec.Offset+sec.Size]); ok {
+				return m.Start + sec.Offset + uint64(off), nil
+			}
+		}
+	}
+	for _, m := range maps {
+		if !m.Exec() || !m.Read() || m.Path == "[vsyscall]" {
+			continue
+		}
+		n := m.Len()
+		if n > 1<<20 {
+			n = 1 << 20
+		}
+		buf := make([]byte, n)
+		if _, err := ptrace.ReadMem(pid, m.Start, buf); err != nil {
+			continue
+		}
+		if off, ok := h.FindSyscall(buf); ok {
+			return m.Start + uint64(off), nil
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no syscall instruction found in its vdso or code to inject through", pid)
+}

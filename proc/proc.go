@@ -1,0 +1,272 @@
+// Package proc reads what /proc tells a tracer about a process: its
+// mappings (maps, smaps VmFlags, pagemap), its mm fields (stat), its
+// descriptors (fd, fdinfo) and its auxiliary vector.
+package proc
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Mapping is one line of /proc/PID/maps plus its smaps VmFlags.
+type Mapping struct {
+	Start, End uint64
+	Perms      string // "rwxp"
+	Offset     uint64
+	Dev        string
+	Inode      uint64
+	Path       string
+	VmFlags    map[string]bool
+}
+
+// Read, Write, Exec, Shared decode Perms.
+func (m Mapping) Read() bool   { return m.Perms[0] == 'r' }
+func (m Mapping) Write() bool  { return m.Perms[1] == 'w' }
+func (m Mapping) Exec() bool   { return m.Perms[2] == 'x' }
+func (m Mapping) Shared() bool { return m.Perms[3] == 's' }
+
+// Len is the mapping's size in bytes.
+func (m Mapping) Len() uint64 { return m.End - m.Start }
+
+func parseMapsLine(line string) (Mapping, error) {
+	var m Mapping
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return m, fmt.Errorf("bad maps line %q", line)
+	}
+	lo, hi, ok := strings.Cut(f[0], "-")
+	if !ok {
+		return m, fmt.Errorf("bad maps range %q", f[0])
+	}
+	var err error
+	if m.Start, err = strconv.ParseUint(lo, 16, 64); err != nil {
+		return m, err
+	}
+	if m.End, err = strconv.ParseUint(hi, 16, 64); err != nil {
+		return m, err
+	}
+	if len(f[1]) != 4 {
+		return m, fmt.Errorf("bad maps perms %q", f[1])
+	}
+	m.Perms = f[1]
+	if m.Offset, err = strconv.ParseUint(f[2], 16, 64); err != nil {
+		return m, err
+	}
+	m.Dev = f[3]
+	if m.Inode, err = strconv.ParseUint(f[4], 10, 64); err != nil {
+		return m, err
+	}
+	// The path is everything after the fifth column, spaces included.
+	rest := line
+	for i := 0; i < 5; i++ {
+		rest = strings.TrimLeft(rest, " ")
+		if j := strings.IndexByte(rest, ' '); j >= 0 {
+			rest = rest[j:]
+		} else {
+			rest = ""
+		}
+	}
+	m.Path = strings.TrimLeft(rest, " ")
+	return m, nil
+}
+
+// Maps reads /proc/PID/smaps: the mappings with their VmFlags.
+func Maps(pid int) ([]Mapping, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return nil, fmt.Errorf("read mappings of pid %d: %w", pid, err)
+	}
+	var out []Mapping
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.Contains(k, " ") && !strings.Contains(k, "-") {
+			if k == "VmFlags" && len(out) > 0 {
+				fl := map[string]bool{}
+				for _, x := range strings.Fields(v) {
+					fl[x] = true
+				}
+				out[len(out)-1].VmFlags = fl
+			}
+			continue
+		}
+		m, err := parseMapsLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d smaps: %w", pid, err)
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
+
+// Pagemap bits (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	PagePresent = 1 << 63
+	PageSwapped = 1 << 62
+)
+
+// Pagemap reads the pagemap entries for [start, end).
+func Pagemap(f *os.File, start, end uint64, pageSize int, buf []uint64) ([]uint64, error) {
+	n := int((end - start) / uint64(pageSize))
+	if cap(buf) < n {
+		buf = make([]uint64, n)
+	}
+	buf = buf[:n]
+	raw := make([]byte, 8*n)
+	off := int64(start/uint64(pageSize)) * 8
+	if _, err := f.ReadAt(raw, off); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("pagemap %#x-%#x: %w", start, end, err)
+	}
+	for i := range buf {
+		buf[i] = binary.LittleEndian.Uint64(raw[i*8:])
+	}
+	return buf, nil
+}
+
+// Stat is what cryo needs of /proc/PID/stat.
+type Stat struct {
+	State                              byte
+	PPid                               int
+	Flags                              uint64
+	NumThreads                         int
+	StartCode, EndCode, StartStack     uint64
+	StartData, EndData, StartBrk       uint64
+	ArgStart, ArgEnd, EnvStart, EnvEnd uint64
+}
+
+// ReadStat parses /proc/PID/stat (proc(5)).
+func ReadStat(pid int) (Stat, error) {
+	var st Stat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return st, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return st, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[k] is stat field k+3 (1-based, as numbered in proc(5)).
+	field := func(n int) uint64 {
+		if n-3 >= len(f) {
+			return 0
+		}
+		v, _ := strconv.ParseUint(f[n-3], 10, 64)
+		return v
+	}
+	if len(f) < 49 {
+		return st, fmt.Errorf("/proc/%d/stat has %d fields, want at least 51", pid, len(f)+2)
+	}
+	st.State = f[0][0]
+	st.PPid = int(field(4))
+	st.Flags = field(9)
+	st.NumThreads = int(field(20))
+	st.StartCode, st.EndCode, st.StartStack = field(26), field(27), field(28)
+	st.StartData, st.EndData, st.StartBrk = field(45), field(46), field(47)
+	st.ArgStart, st.ArgEnd = field(48), field(49)
+	st.EnvStart, st.EnvEnd = field(50), field(51)
+	return st, nil
+}
+
+// Status returns the "Key:" fields of /proc/PID/status.
+func Status(pid int) (map[string]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, fmt.Errorf("read /proc/%d/status: %w", pid, err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out, nil
+}
+
+// Tasks lists the thread ids of pid.
+func Tasks(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, fmt.Errorf("list threads of pid %d: %w", pid, err)
+	}
+	var out []int
+	for _, e := range ents {
+		if t, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// FDInfo is /proc/PID/fdinfo/N.
+type FDInfo struct {
+	Pos   int64
+	Flags uint32
+}
+
+// ReadFDInfo parses /proc/PID/fdinfo/N.
+func ReadFDInfo(pid, fd int) (FDInfo, error) {
+	var fi FDInfo
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		return fi, fmt.Errorf("read fdinfo of fd %d: %w", fd, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "pos":
+			fi.Pos, _ = strconv.ParseInt(v, 10, 64)
+		case "flags":
+			x, _ := strconv.ParseUint(v, 8, 32)
+			fi.Flags = uint32(x)
+		}
+	}
+	return fi, nil
+}
+
+// FDs lists the open descriptor numbers of pid.
+func FDs(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, fmt.Errorf("list fds of pid %d: %w", pid, err)
+	}
+	var out []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// CPUFlags returns the feature flags of the first CPU in /proc/cpuinfo
+// ("flags" on x86, "Features" on arm64).
+func CPUFlags() ([]string, error) {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		k = strings.TrimSpace(k)
+		if k == "flags" || k == "Features" {
+			return strings.Fields(v), nil
+		}
+	}
+	return nil, nil
+}
