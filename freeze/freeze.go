@@ -1,0 +1,478 @@
+package freeze
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/inject"
+	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/ptrace"
+)
+
+// Options says what to freeze and where.
+type Options struct {
+	Pid    int
+	Output string
+	// LeaveRunning lets the target go on after the image is written
+	// (a snapshot); otherwise it is killed once the image is on disk.
+	LeaveRunning bool
+	// Restorer is the executable the image is appended to; default: the
+	// running binary, which carries the restore code.
+	Restorer string
+	// Log, if set, receives one line per step with its duration.
+	Log io.Writer
+}
+
+// Result reports what a freeze wrote.
+type Result struct {
+	ImageBytes int64 // the whole output file
+	Pages      int64 // pages stored
+	ZeroPages  int64 // present pages skipped because they were zero
+	Stopped    time.Duration
+}
+
+// Freeze writes the process opts.Pid into opts.Output. Whatever fails, the
+// target is let go exactly as it was and no output file remains.
+func Freeze(ctx context.Context, opts Options) (*Result, error) {
+	f := &freezer{opts: opts, pid: opts.Pid, host: arch.Current, pageSize: os.Getpagesize(), start: time.Now()}
+	return f.run(ctx)
+}
+
+type freezer struct {
+	opts     Options
+	pid      int
+	host     arch.Host
+	pageSize int
+	start    time.Time
+	tr       *ptrace.Tracer
+	held     []unix.Signal
+	res      Result
+}
+
+func (f *freezer) logf(format string, args ...any) {
+	if f.opts.Log != nil {
+		fmt.Fprintf(f.opts.Log, "[%7.1fms] %s\n", float64(time.Since(f.start).Microseconds())/1000, fmt.Sprintf(format, args...))
+	}
+}
+
+func (f *freezer) run(ctx context.Context) (res *Result, err error) {
+	pid := f.pid
+	if pid <= 0 {
+		return nil, fmt.Errorf("pid %d: not a valid process id", pid)
+	}
+	if pid == os.Getpid() {
+		return nil, fmt.Errorf("pid %d is freeze itself", pid)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		return nil, fmt.Errorf("pid %d: no such process", pid)
+	}
+	if ptrace.IsKernelThread(pid) {
+		return nil, fmt.Errorf("pid %d is a kernel thread: kernel threads cannot be traced or frozen", pid)
+	}
+	out, err := newOutput(f.opts.Output)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			out.abort()
+		}
+	}()
+
+	f.tr = ptrace.NewTracer()
+	defer f.tr.Close()
+	if err := f.tr.Do(func() error { return f.seize() }); err != nil {
+		return nil, err
+	}
+	stopAt := time.Now()
+	attached := true
+	defer func() {
+		if attached {
+			// Let the target go exactly as it was.
+			err = errors.Join(err, f.release())
+		}
+	}()
+	f.logf("seized pid %d", pid)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+
+	p, err := f.collect()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+	if err := f.write(ctx, out, p); err != nil {
+		return nil, err
+	}
+	if err := out.commit(); err != nil {
+		return nil, err
+	}
+	f.logf("image committed: %s (%d bytes)", f.opts.Output, out.size)
+	f.res.ImageBytes = out.size
+
+	attached = false
+	if f.opts.LeaveRunning {
+		if err := f.release(); err != nil {
+			return nil, fmt.Errorf("image written, but letting pid %d go failed: %w", pid, err)
+		}
+	} else {
+		// The process now lives in the file.
+		_ = f.tr.Do(func() error {
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+				return err
+			}
+			for {
+				st, err := ptrace.Wait(pid)
+				if err != nil || st.Exited() {
+					return err
+				}
+			}
+		})
+	}
+	f.res.Stopped = time.Since(stopAt)
+	f.logf("done, target stopped for %v", f.res.Stopped)
+	return &f.res, nil
+}
+
+// seize attaches with PTRACE_SEIZE and stops the target with
+// PTRACE_INTERRUPT: no SIGSTOP is ever sent.
+// Precondition: called via Tracer.Do.
+func (f *freezer) seize() error {
+	pid := f.pid
+	if err := ptrace.Seize(pid, ptrace.OptTraceSysGood); err != nil {
+		return err
+	}
+	if err := ptrace.Interrupt(pid); err != nil {
+		_ = ptrace.Detach(pid, 0)
+		return err
+	}
+	for {
+		st, err := ptrace.Wait(pid)
+		if err != nil {
+			return err
+		}
+		if st.Exited() {
+			return fmt.Errorf("pid %d exited while being frozen (%s)", pid, st)
+		}
+		if st.Event() == ptrace.EventStop {
+			break
+		}
+		if sig := st.Signal(); sig != 0 {
+			// A signal was on its way: hold it, deliver it on release.
+			f.held = append(f.held, sig)
+			if err := ptrace.Cont(pid, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ptrace.Cont(pid, 0); err != nil {
+			return err
+		}
+	}
+	tids, err := proc.Tasks(pid)
+	if err != nil {
+		_ = ptrace.Detach(pid, 0)
+		return err
+	}
+	if len(tids) != 1 {
+		_ = ptrace.Detach(pid, 0)
+		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids))
+	}
+	return nil
+}
+
+// release detaches, delivering again the signals held while stopped.
+func (f *freezer) release() error {
+	return f.tr.Do(func() error {
+		var errs []error
+		sig := 0
+		if len(f.held) > 0 {
+			sig = int(f.held[0])
+		}
+		errs = append(errs, ptrace.Detach(f.pid, sig))
+		for _, s := range f.held[min(1, len(f.held)):] {
+			errs = append(errs, unix.Kill(f.pid, s))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// collect gathers everything but the page contents.
+func (f *freezer) collect() (*image.Process, error) {
+	pid := f.pid
+	st, err := proc.ReadStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	maps, err := proc.Maps(pid)
+	if err != nil {
+		return nil, err
+	}
+	vmas, err := classify(maps, st)
+	if err != nil {
+		return nil, err
+	}
+	fds, err := collectFDs(pid)
+	if err != nil {
+		return nil, err
+	}
+	p := &image.Process{
+		Arch:     f.host.Image,
+		PageSize: f.pageSize,
+		Pid:      pid,
+		VMAs:     vmas,
+		FDs:      fds,
+		Stopped:  st.State == 'T',
+		MM: image.MM{
+			StartCode: st.StartCode, EndCode: st.EndCode,
+			StartData: st.StartData, EndData: st.EndData,
+			StartBrk: st.StartBrk, StartStack: st.StartStack,
+			ArgStart: st.ArgStart, ArgEnd: st.ArgEnd,
+			EnvStart: st.EnvStart, EnvEnd: st.EnvEnd,
+		},
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		p.Kernel = unix.ByteSliceToString(uts.Release[:])
+		p.Machine = unix.ByteSliceToString(uts.Nodename[:])
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		p.Comm = strings.TrimSuffix(string(b), "\n")
+	}
+	p.Exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if p.Cwd, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil {
+		return nil, fmt.Errorf("read cwd of pid %d: %w", pid, err)
+	}
+	if strings.HasSuffix(p.Cwd, " (deleted)") {
+		return nil, fmt.Errorf("pid %d: its working directory %s was deleted: unsupported", pid, p.Cwd)
+	}
+	if p.Auxv, err = os.ReadFile(fmt.Sprintf("/proc/%d/auxv", pid)); err != nil {
+		return nil, fmt.Errorf("read auxv of pid %d: %w", pid, err)
+	}
+	if fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		if s, ok := fi.Sys().(*unix.Stat_t); ok {
+			p.Uid, p.Gid = s.Uid, s.Gid
+		}
+	}
+	if p.CPUFeatures, err = proc.CPUFlags(); err != nil {
+		return nil, fmt.Errorf("read CPU features: %w", err)
+	}
+	status, err := proc.Status(pid)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.tr.Do(func() error { return f.collectThread(p, maps, status) }); err != nil {
+		return nil, err
+	}
+	f.logf("collected %d mappings, %d fds, %d signal handlers", len(p.VMAs), len(p.FDs), len(p.SigActions))
+	return p, nil
+}
+
+// collectThread reads the registers and the state only the process itself
+// can tell, by injecting syscalls.
+// Precondition: called via Tracer.Do.
+func (f *freezer) collectThread(p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
+	pid := f.pid
+	sys := f.host.Sys
+	site, err := inject.FindSite(pid, maps)
+	if err != nil {
+		return err
+	}
+	s, err := inject.Begin(pid, site)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, s.End())
+		f.held = append(f.held, s.Held()...)
+	}()
+	th := image.Thread{Tid: pid, Regs: s.SavedRegs(), SigMask: s.SavedMask()}
+	if th.FPU, err = ptrace.GetRegset(pid, f.host.FPUNT, f.host.FPUMax); err != nil {
+		return err
+	}
+	if f.host.Image == image.ArchAMD64 && len(th.FPU) >= 480 {
+		// The kernel's software-reserved bytes of the FXSAVE area
+		// carry the XCR0 feature mask the state was saved under.
+		p.XSaveMask = binary.LittleEndian.Uint64(th.FPU[464+8:])
+	}
+	rs, err := ptrace.GetRseq(pid)
+	if err != nil {
+		return err
+	}
+	th.Rseq = image.Rseq{Addr: rs.Addr, Len: rs.Len, Flags: rs.Flags, Sig: rs.Sig}
+
+	brk, err := s.Syscall(sys.Brk, 0)
+	if err != nil {
+		return fmt.Errorf("injected brk(0): %w", err)
+	}
+	p.MM.Brk = brk
+
+	const scratchLen = 4096
+	scratch, err := s.Syscall(sys.Mmap, 0, scratchLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	if err != nil {
+		return fmt.Errorf("injected mmap of a scratch page: %w", err)
+	}
+	defer func() {
+		if _, uerr := s.Syscall(sys.Munmap, scratch, scratchLen); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("injected munmap of the scratch page: %w", uerr))
+		}
+	}()
+	buf := make([]byte, 64)
+	read := func(n int) ([]byte, error) {
+		if _, err := ptrace.ReadMem(pid, scratch, buf[:n]); err != nil {
+			return nil, fmt.Errorf("read scratch page: %w", err)
+		}
+		return buf[:n], nil
+	}
+	le := binary.LittleEndian
+
+	// PR_GET_TID_ADDRESS (needs CONFIG_CHECKPOINT_RESTORE): where the
+	// kernel clears the tid at exit (glibc: the TCB's tid).
+	if _, err := s.Syscall(sys.Prctl, unix.PR_GET_TID_ADDRESS, scratch); err == nil {
+		b, err := read(8)
+		if err != nil {
+			return err
+		}
+		th.ClearChildTid = le.Uint64(b)
+	}
+	if _, err := s.Syscall(sys.GetRobustList, 0, scratch, scratch+8); err != nil {
+		return fmt.Errorf("injected get_robust_list: %w", err)
+	}
+	b, err := read(16)
+	if err != nil {
+		return err
+	}
+	th.RobustList, th.RobustLen = le.Uint64(b), le.Uint64(b[8:])
+
+	if _, err := s.Syscall(sys.Sigaltstack, 0, scratch); err != nil {
+		return fmt.Errorf("injected sigaltstack: %w", err)
+	}
+	if b, err = read(24); err != nil {
+		return err
+	}
+	th.AltStack = image.AltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
+
+	// Dispositions: only caught and ignored signals differ from the
+	// default; /proc/PID/status tells which.
+	cgt, ign := parseSigSet(status["SigCgt"]), parseSigSet(status["SigIgn"])
+	for sig := 1; sig <= 64; sig++ {
+		bit := uint64(1) << (sig - 1)
+		if (cgt|ign)&bit == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		if _, err := s.Syscall(sys.RtSigaction, uint64(sig), 0, scratch, 8); err != nil {
+			return fmt.Errorf("injected rt_sigaction(%d): %w", sig, err)
+		}
+		b, err := read(32)
+		if err != nil {
+			return err
+		}
+		p.SigActions = append(p.SigActions, image.SigAction{Signo: sig,
+			Handler: le.Uint64(b), Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
+	}
+
+	for _, shared := range []bool{false, true} {
+		infos, err := ptrace.PeekSiginfo(pid, shared)
+		if err != nil {
+			return err
+		}
+		for _, raw := range infos {
+			p.Pending = append(p.Pending, image.Siginfo{Shared: shared, Raw: raw})
+		}
+	}
+	p.Threads = []image.Thread{th}
+	return nil
+}
+
+func parseSigSet(hex string) uint64 {
+	var v uint64
+	fmt.Sscanf(hex, "%x", &v)
+	return v
+}
+
+// write streams the restorer, the image and the trailer into out.
+func (f *freezer) write(ctx context.Context, out *output, p *image.Process) error {
+	restorer := f.opts.Restorer
+	if restorer == "" {
+		restorer = "/proc/self/exe"
+	}
+	rf, err := os.Open(restorer)
+	if err != nil {
+		return fmt.Errorf("open the restorer %s: %w", restorer, err)
+	}
+	n, err := io.Copy(out.f, rf)
+	rf.Close()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	bw := bufio.NewWriterSize(out.f, 1<<20)
+	w, err := image.NewWriter(bw, f.host.Image, f.pageSize)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := w.WriteMeta(p); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := f.dumpPages(ctx, w, p); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := image.WriteTrailer(out.f, n, w.Written()); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	f.logf("wrote %d pages (%d zero pages skipped), image %d bytes", f.res.Pages, f.res.ZeroPages, w.Written())
+	return nil
+}
+
+// dumpPages writes the pages of every VMA: the vdso first, so that thaw
+// can check it before it changes anything.
+func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Process) error {
+	order := make([]int, len(p.VMAs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return p.VMAs[order[a]].Kind == image.VMAVDSO && p.VMAs[order[b]].Kind != image.VMAVDSO
+	})
+	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", f.pid))
+	if err != nil {
+		return fmt.Errorf("open pagemap of pid %d: %w", f.pid, err)
+	}
+	defer pm.Close()
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", f.pid))
+	if err != nil {
+		return fmt.Errorf("open memory of pid %d: %w", f.pid, err)
+	}
+	defer mem.Close()
+	d := &dumper{pid: f.pid, w: w, pm: pm, mem: mem, ps: uint64(f.pageSize), buf: make([]byte, 4<<20)}
+	for _, i := range order {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted: %w", err)
+		}
+		if err := d.vma(&p.VMAs[i]); err != nil {
+			return err
+		}
+	}
+	f.res.Pages, f.res.ZeroPages = d.pages, d.zero
+	return nil
+}
