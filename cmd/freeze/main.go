@@ -1,0 +1,100 @@
+// Command freeze writes a running process into one self-restoring
+// executable:
+//
+//	freeze <pid> -o app.bin     # the process is now in app.bin
+//	./app.bin                   # it continues where it was
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cryo-project/cryo/freeze"
+	"github.com/cryo-project/cryo/restore"
+)
+
+func main() {
+	restore.Main()
+	app := &cli.App{
+		Name:      "freeze",
+		Usage:     "freeze a running process into a self-restoring executable",
+		UsageText: "freeze [--leave-running] -o FILE PID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the image to `FILE` (an executable, mode 0700)", Required: true},
+			&cli.BoolFlag{Name: "leave-running", Usage: "leave the process running after the freeze (a snapshot); default: it is killed once the image is on disk"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step with its timing"},
+		},
+		HideHelpCommand: true,
+		Action:          run,
+	}
+	if err := app.Run(reorder(os.Args)); err != nil {
+		fmt.Fprintf(os.Stderr, "freeze: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("expected one PID, got %d arguments (usage: %s)", c.NArg(), c.App.UsageText)
+	}
+	pid, err := strconv.Atoi(c.Args().First())
+	if err != nil || pid <= 0 {
+		return fmt.Errorf("%q is not a process id", c.Args().First())
+	}
+	// SIGINT/SIGTERM during a freeze: stop at the next step and let the
+	// target go as it was.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	opts := freeze.Options{Pid: pid, Output: c.String("output"), LeaveRunning: c.Bool("leave-running")}
+	if c.Bool("verbose") {
+		opts.Log = os.Stderr
+	}
+	res, err := freeze.Freeze(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if c.Bool("verbose") {
+		fmt.Fprintf(os.Stderr, "freeze: %s: %d bytes, %d pages stored, %d zero pages skipped, target stopped %v\n",
+			opts.Output, res.ImageBytes, res.Pages, res.ZeroPages, res.Stopped)
+	}
+	return nil
+}
+
+// reorder moves flags ahead of positional arguments so that both
+// "freeze PID -o FILE" and "freeze -o FILE PID" parse (urfave/cli stops
+// at the first positional argument).
+func reorder(args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	takesValue := map[string]bool{"-o": true, "--o": true, "-output": true, "--output": true}
+	var flags, pos []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			if takesValue[a] && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out := append([]string{args[0]}, flags...)
+	if len(pos) > 0 {
+		out = append(out, "--")
+		out = append(out, pos...)
+	}
+	return out
+}

@@ -1,0 +1,41 @@
+// Command thaw brings a frozen process back to life in the calling
+// process (exec semantics: it keeps this process's PID):
+//
+//	thaw app.bin               # same as running ./app.bin
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cryo-project/cryo/restore"
+)
+
+func main() {
+	restore.Main()
+	app := &cli.App{
+		Name:      "thaw",
+		Usage:     "restore a process frozen by freeze",
+		UsageText: "thaw [--ignore-cpu] IMAGE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "ignore-cpu", Usage: "thaw even on a CPU that lacks features the process may use"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step of the restore"},
+		},
+		HideHelpCommand: true,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("expected one image file, got %d arguments (usage: %s)", c.NArg(), c.App.UsageText)
+			}
+			if c.Bool("verbose") {
+				os.Setenv("CRYO_VERBOSE", "1")
+			}
+			return restore.Thaw(c.Args().First(), restore.Options{IgnoreCPU: c.Bool("ignore-cpu"), Verbose: c.Bool("verbose")})
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,740 @@
+package restore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/inject"
+	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/ptrace"
+)
+
+// runHelper is the restore helper: it seizes the thawing process before
+// it execs the stub, then rebuilds the frozen process inside it with
+// injected syscalls and process_vm_writev, and lets it go.
+func runHelper() int {
+	pid, _ := strconv.Atoi(os.Getenv(envPid))
+	stub, _ := strconv.ParseUint(os.Getenv(envStub), 16, 64)
+	ready := os.NewFile(fdReady, "ready")
+	h := &helper{pid: pid, stub: stub, host: arch.Current, ps: uint64(os.Getpagesize()),
+		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
+	if err := h.open(os.NewFile(fdImage, "image")); err != nil {
+		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
+		return 1
+	}
+	h.tr = ptrace.NewTracer()
+	// PTRACE_O_EXITKILL: should this helper die, the half-built process
+	// dies with it; a failed thaw leaves nothing half-alive.
+	err := h.tr.Do(func() error {
+		return ptrace.Seize(pid, ptrace.OptTraceSysGood|ptrace.OptTraceExec|ptrace.OptExitKill)
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
+		return 1
+	}
+	ready.Write([]byte{'S'})
+	ready.Close()
+	if err := h.tr.Do(h.waitExec); err != nil {
+		// The thawing process died or failed to exec; it reports.
+		return 1
+	}
+	if err := h.tr.Do(h.restore); err != nil {
+		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
+		h.tr.Do(h.abort)
+		return 1
+	}
+	return 0
+}
+
+type helper struct {
+	pid     int
+	stub    uint64
+	host    arch.Host
+	ps      uint64
+	tr      *ptrace.Tracer
+	r       *image.Reader
+	p       *image.Process
+	s       *inject.Session
+	scratch uint64
+	// pending is a page record read ahead while checking the vdso.
+	pendAddr uint64
+	pendData []byte
+	verbose  bool
+	start    time.Time
+}
+
+func (h *helper) logf(format string, args ...any) {
+	if h.verbose {
+		fmt.Fprintf(os.Stderr, "[helper %7.1fms] %s\n", float64(time.Since(h.start).Microseconds())/1000, fmt.Sprintf(format, args...))
+	}
+}
+
+func (h *helper) open(f *os.File) error {
+	sec, err := image.OpenEmbedded(f)
+	if err != nil {
+		return err
+	}
+	if h.r, err = image.NewReader(sec); err != nil {
+		return err
+	}
+	h.p, err = h.r.Meta()
+	return err
+}
+
+// waitExec lets the thawing process run until its exec of the stub,
+// passing through the signals it receives on the way (a Go runtime gets
+// SIGURG at any time).
+// Precondition: called via Tracer.Do.
+func (h *helper) waitExec() error {
+	for {
+		st, err := ptrace.Wait(h.pid)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Exited():
+			return ptrace.ErrExited
+		case st.Event() == ptrace.EventExec:
+			// The exec event comes from inside execve: step to its
+			// syscall-exit stop, so that the next resume starts the
+			// injected calls from user mode.
+			if err := ptrace.Syscall(h.pid, 0); err != nil {
+				return err
+			}
+			st, err := ptrace.Wait(h.pid)
+			if err != nil {
+				return err
+			}
+			if !st.SyscallStop() {
+				return fmt.Errorf("after exec: %s where the exit of execve was expected", st)
+			}
+			return nil
+		case st.Signal() != 0:
+			err = ptrace.Cont(h.pid, int(st.Signal()))
+		default:
+			err = ptrace.Cont(h.pid, 0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// abort makes the stub exit with status 1 (its code page is the last
+// thing unmapped, so it is there whenever restore fails); failing that,
+// it is killed.
+// Precondition: called via Tracer.Do.
+func (h *helper) abort() error {
+	site := h.stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
+	raw, err := ptrace.GetRegset(h.pid, h.host.RegsNT, 1024)
+	if err == nil {
+		var r arch.Regs
+		if r, err = h.host.NewRegs(raw); err == nil {
+			r.SetSyscall(site, h.host.Sys.ExitGroup, 1)
+			if err = ptrace.SetRegset(h.pid, h.host.RegsNT, r.Encode()); err == nil {
+				err = ptrace.Detach(h.pid, 0)
+			}
+		}
+	}
+	if err != nil {
+		unix.Kill(h.pid, unix.SIGKILL)
+	}
+	return err
+}
+
+func stubHeaderBytes() []byte { return make([]byte, 64+56*2) }
+
+// sys runs one injected syscall and names it in the error.
+func (h *helper) sys(name string, nr uint64, args ...uint64) (uint64, error) {
+	ret, err := h.s.Syscall(nr, args...)
+	if err != nil {
+		return ret, fmt.Errorf("%s: %w", name, err)
+	}
+	return ret, nil
+}
+
+// poke writes b into the scratch area at off and returns its address.
+func (h *helper) poke(off uint64, b []byte) (uint64, error) {
+	if off+uint64(len(b)) > scratchPages*h.ps {
+		return 0, fmt.Errorf("scratch overflow")
+	}
+	if err := writeFull(h.pid, h.scratch+off, b); err != nil {
+		return 0, fmt.Errorf("write scratch: %w", err)
+	}
+	return h.scratch + off, nil
+}
+
+func writeFull(pid int, addr uint64, b []byte) error {
+	for len(b) > 0 {
+		n, err := ptrace.WriteMem(pid, addr, b)
+		if err != nil {
+			return fmt.Errorf("process_vm_writev at %#x: %w", addr, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("process_vm_writev at %#x: no progress", addr)
+		}
+		addr += uint64(n)
+		b = b[n:]
+	}
+	return nil
+}
+
+// ssDisable is SS_DISABLE (include/uapi/linux/signal.h).
+const ssDisable = 2
+
+func cstring(s string) []byte { return append([]byte(s), 0) }
+
+// restore rebuilds the process. Everything that can fail for a reason
+// outside this image (missing files, another kernel or CPU) is checked
+// before the stub's address space is touched.
+// Precondition: called via Tracer.Do.
+func (h *helper) restore() error {
+	sys := h.host.Sys
+	site := h.stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
+	var err error
+	if h.s, err = inject.Begin(h.pid, site); err != nil {
+		return err
+	}
+	h.scratch = h.stub + h.ps
+	if _, err := h.sys("mmap scratch", sys.Mmap, h.scratch, scratchPages*h.ps,
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+		return err
+	}
+	stubMaps, err := proc.Maps(h.pid)
+	if err != nil {
+		return err
+	}
+	th := &h.p.Threads[0]
+	if err := h.checkFPU(th); err != nil {
+		return err
+	}
+	if err := h.checkVDSO(stubMaps); err != nil {
+		return err
+	}
+	h.logf("checks passed")
+	if err := h.restoreCwd(); err != nil {
+		return err
+	}
+	if err := h.restoreFDs(); err != nil {
+		return err
+	}
+	h.logf("fds restored")
+	if err := h.clearStub(stubMaps); err != nil {
+		return err
+	}
+	if err := h.moveVDSO(stubMaps); err != nil {
+		return err
+	}
+	if err := h.mapVMAs(); err != nil {
+		return err
+	}
+	h.logf("mappings created")
+	if err := h.fillPages(); err != nil {
+		return err
+	}
+	h.logf("pages written")
+	if err := h.protect(); err != nil {
+		return err
+	}
+	if err := h.restoreMM(); err != nil {
+		return err
+	}
+	if err := h.restoreSignals(); err != nil {
+		return err
+	}
+	if err := h.restoreThread(th); err != nil {
+		return err
+	}
+	h.logf("kernel state restored")
+	return h.resume(th)
+}
+
+// checkFPU refuses an xsave layout that this CPU/kernel would not take.
+func (h *helper) checkFPU(th *image.Thread) error {
+	cur, err := ptrace.GetRegset(h.pid, h.host.FPUNT, h.host.FPUMax)
+	if err != nil {
+		return err
+	}
+	if len(cur) != len(th.FPU) {
+		return fmt.Errorf("the frozen FPU/vector state is %d bytes, this CPU's is %d: thaw it on a CPU of the same kind", len(th.FPU), len(cur))
+	}
+	return nil
+}
+
+// checkVDSO compares the image's vdso and vvar layout and the vdso's
+// bytes (the image's first page records) with this kernel's.
+func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
+	cur := map[string]proc.Mapping{}
+	for _, m := range stubMaps {
+		if m.Path == "[vdso]" || strings.HasPrefix(m.Path, "[vvar") {
+			cur[m.Path] = m
+		}
+	}
+	var vdso *image.VMA
+	for i, v := range h.p.VMAs {
+		if v.Kind != image.VMAVDSO && v.Kind != image.VMAVVAR {
+			continue
+		}
+		m, ok := cur[v.Path]
+		if !ok || m.Len() != v.End-v.Start {
+			return fmt.Errorf("this kernel's vdso layout differs from the freezing kernel's (%s, %s there): thaw on a machine with the same kernel", v.Path, p2s(h.p.Kernel))
+		}
+		if v.Kind == image.VMAVDSO {
+			vdso = &h.p.VMAs[i]
+		}
+	}
+	if vdso == nil {
+		return nil
+	}
+	want := vdso.End - vdso.Start
+	got := uint64(0)
+	curVDSO := cur["[vdso]"]
+	for got < want {
+		addr, data, err := h.r.Next()
+		if err != nil {
+			return fmt.Errorf("read image: %w", err)
+		}
+		if addr < vdso.Start || addr+uint64(len(data)) > vdso.End {
+			h.pendAddr, h.pendData = addr, append([]byte(nil), data...)
+			break
+		}
+		mine := make([]byte, len(data))
+		if _, err := ptrace.ReadMem(h.pid, curVDSO.Start+(addr-vdso.Start), mine); err != nil {
+			return fmt.Errorf("read this kernel's vdso: %w", err)
+		}
+		if !bytes.Equal(mine, data) {
+			return fmt.Errorf("this kernel's vdso differs from the freezing kernel's (%s): thaw on a machine with the same kernel", p2s(h.p.Kernel))
+		}
+		got += uint64(len(data))
+	}
+	if got != want {
+		return fmt.Errorf("image is missing the vdso's contents")
+	}
+	return nil
+}
+
+func p2s(k string) string {
+	if k == "" {
+		return "unknown"
+	}
+	return k
+}
+
+func (h *helper) restoreCwd() error {
+	addr, err := h.poke(0, cstring(h.p.Cwd))
+	if err != nil {
+		return err
+	}
+	_, err = h.sys("chdir "+h.p.Cwd, h.host.Sys.Chdir, addr)
+	return err
+}
+
+// restoreFDs rebuilds the descriptor table in the stub, which has the
+// thawing process's fds 0-2 (and whatever else it inherited).
+func (h *helper) restoreFDs() error {
+	sys := h.host.Sys
+	want := map[int]image.FD{}
+	for _, fd := range h.p.FDs {
+		want[fd.Num] = fd
+	}
+	have, err := proc.FDs(h.pid)
+	if err != nil {
+		return err
+	}
+	for _, n := range have {
+		if fd, ok := want[n]; ok && fd.Kind == image.FDInherit {
+			continue
+		}
+		if _, err := h.sys(fmt.Sprintf("close fd %d", n), sys.Close, uint64(n)); err != nil {
+			return err
+		}
+	}
+	haveSet := map[int]bool{}
+	for _, n := range have {
+		haveSet[n] = true
+	}
+	for _, fd := range h.p.FDs {
+		cloexec := uint64(0)
+		if fd.Flags&unix.O_CLOEXEC != 0 {
+			cloexec = unix.O_CLOEXEC
+		}
+		if fd.Kind == image.FDInherit {
+			if !haveSet[fd.Num] {
+				continue // the thawing process has no such fd: leave it closed
+			}
+			fl := uint64(0)
+			if cloexec != 0 {
+				fl = unix.FD_CLOEXEC
+			}
+			if _, err := h.sys("fcntl F_SETFD", sys.Fcntl, uint64(fd.Num), unix.F_SETFD, fl); err != nil {
+				return err
+			}
+			continue
+		}
+		path, err := h.poke(0, cstring(fd.Path))
+		if err != nil {
+			return err
+		}
+		flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_NOCTTY)
+		atFDCWD := int64(unix.AT_FDCWD)
+		tmp, err := h.s.Syscall(sys.Openat, uint64(atFDCWD), path, flags, 0)
+		if err != nil {
+			return fmt.Errorf("reopen fd %d: %s: %w", fd.Num, fd.Path, err)
+		}
+		if int(tmp) != fd.Num {
+			if _, err := h.sys("dup3", sys.Dup3, tmp, uint64(fd.Num), cloexec); err != nil {
+				return err
+			}
+			if _, err := h.sys("close", sys.Close, tmp); err != nil {
+				return err
+			}
+		}
+		if fd.Kind == image.FDFile {
+			if _, err := h.sys(fmt.Sprintf("lseek fd %d", fd.Num), sys.Lseek, uint64(fd.Num), uint64(fd.Pos), unix.SEEK_SET); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// clearStub unmaps all of the stub's mappings but its own region and the
+// vdso group ([vsyscall] cannot be unmapped and is the same everywhere).
+func (h *helper) clearStub(stubMaps []proc.Mapping) error {
+	end := h.stub + stubRegionSize(h.ps)
+	for _, m := range stubMaps {
+		if (m.Start >= h.stub && m.End <= end) || m.Path == "[vdso]" || strings.HasPrefix(m.Path, "[vvar") || m.Path == "[vsyscall]" {
+			continue
+		}
+		if _, err := h.sys("munmap "+m.Path, h.host.Sys.Munmap, m.Start, m.Len()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveVDSO moves this kernel's vdso and vvar to where the process had
+// them, through a hole free of both layouts (mremap refuses overlapping
+// moves). Same kernel: same sizes and code, checked by checkVDSO.
+func (h *helper) moveVDSO(stubMaps []proc.Mapping) error {
+	sys := h.host.Sys
+	type piece struct {
+		name     string
+		cur, dst uint64
+		size     uint64
+	}
+	dst := map[string]uint64{}
+	for _, v := range h.p.VMAs {
+		if v.Kind == image.VMAVDSO || v.Kind == image.VMAVVAR {
+			dst[v.Path] = v.Start
+		}
+	}
+	var pieces []piece
+	var used []span
+	var curLo, curHi uint64 = ^uint64(0), 0
+	for _, m := range stubMaps {
+		if m.Path != "[vdso]" && !strings.HasPrefix(m.Path, "[vvar") {
+			continue
+		}
+		d, ok := dst[m.Path]
+		if !ok {
+			// The process had none: take ours away.
+			if _, err := h.sys("munmap "+m.Path, sys.Munmap, m.Start, m.Len()); err != nil {
+				return err
+			}
+			continue
+		}
+		pieces = append(pieces, piece{m.Path, m.Start, d, m.Len()})
+		used = append(used, span{m.Start, m.End}, span{d, d + m.Len()})
+		curLo, curHi = min(curLo, m.Start), max(curHi, m.End)
+	}
+	if len(pieces) == 0 {
+		return nil
+	}
+	used = append(used, span{h.stub, h.stub + stubRegionSize(h.ps)})
+	tmp, ok := findHole(used, curHi-curLo, 1<<32, h.ps)
+	if !ok {
+		return errors.New("no room to move the vdso")
+	}
+	mremap := func(from, size, to uint64, what string) error {
+		_, err := h.sys("mremap "+what, sys.Mremap, from, size, size, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, to)
+		return err
+	}
+	for _, pc := range pieces {
+		if err := mremap(pc.cur, pc.size, tmp+(pc.cur-curLo), pc.name); err != nil {
+			return err
+		}
+	}
+	for _, pc := range pieces {
+		if err := mremap(tmp+(pc.cur-curLo), pc.size, pc.dst, pc.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapVMAs creates every mapping of the process, writable for now.
+func (h *helper) mapVMAs() error {
+	sys := h.host.Sys
+	rw := uint64(unix.PROT_READ | unix.PROT_WRITE)
+	for _, v := range h.p.VMAs {
+		size := v.End - v.Start
+		flags := uint64(unix.MAP_FIXED_NOREPLACE)
+		fd := ^uint64(0)
+		prot, off := rw, uint64(0)
+		switch v.Kind {
+		case image.VMAVDSO, image.VMAVVAR:
+			continue
+		case image.VMAAnon, image.VMAFilePrivate:
+			flags |= unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+			if v.Flags&image.VMAGrowsDown != 0 {
+				flags |= unix.MAP_GROWSDOWN
+			}
+		case image.VMASharedAnon:
+			flags |= unix.MAP_SHARED | unix.MAP_ANONYMOUS
+		case image.VMAFileShared:
+			path, err := h.poke(0, cstring(v.Path))
+			if err != nil {
+				return err
+			}
+			oflags := uint64(unix.O_RDONLY)
+			if v.Prot&unix.PROT_WRITE != 0 {
+				oflags = unix.O_RDWR
+			}
+			atFDCWD := int64(unix.AT_FDCWD)
+			if fd, err = h.s.Syscall(sys.Openat, uint64(atFDCWD), path, oflags|unix.O_CLOEXEC, 0); err != nil {
+				return fmt.Errorf("reopen shared mapping %#x-%#x of %s: %w", v.Start, v.End, v.Path, err)
+			}
+			flags |= unix.MAP_SHARED
+			prot, off = uint64(v.Prot), v.Offset
+		default:
+			return fmt.Errorf("mapping %#x-%#x has unknown kind %d", v.Start, v.End, v.Kind)
+		}
+		got, err := h.s.Syscall(sys.Mmap, v.Start, size, prot, flags, fd, off)
+		if fd != ^uint64(0) {
+			h.s.Syscall(sys.Close, fd)
+		}
+		if err == nil && got != v.Start {
+			err = fmt.Errorf("placed at %#x", got)
+		}
+		if err != nil {
+			return fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
+		}
+	}
+	return nil
+}
+
+// fillPages streams the page records into the new mappings.
+func (h *helper) fillPages() error {
+	vmas := h.p.VMAs
+	find := func(a uint64) *image.VMA {
+		i := sort.Search(len(vmas), func(i int) bool { return vmas[i].End > a })
+		if i < len(vmas) && vmas[i].Start <= a {
+			return &vmas[i]
+		}
+		return nil
+	}
+	// A record may span adjacent mappings: write it piece by piece.
+	put := func(addr uint64, data []byte) error {
+		for len(data) > 0 {
+			v := find(addr)
+			if v == nil {
+				return fmt.Errorf("image has pages at %#x outside any mapping", addr)
+			}
+			switch v.Kind {
+			case image.VMAAnon, image.VMAFilePrivate, image.VMASharedAnon:
+			default:
+				return fmt.Errorf("image has pages at %#x in %s, which takes none", addr, v.Path)
+			}
+			n := min(uint64(len(data)), v.End-addr)
+			if err := writeFull(h.pid, addr, data[:n]); err != nil {
+				return err
+			}
+			addr += n
+			data = data[n:]
+		}
+		return nil
+	}
+	if h.pendData != nil {
+		if err := put(h.pendAddr, h.pendData); err != nil {
+			return err
+		}
+		h.pendData = nil
+	}
+	for {
+		addr, data, err := h.r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read image: %w", err)
+		}
+		if err := put(addr, data); err != nil {
+			return err
+		}
+	}
+}
+
+// protect gives each mapping its final protection.
+func (h *helper) protect() error {
+	for _, v := range h.p.VMAs {
+		switch v.Kind {
+		case image.VMAVDSO, image.VMAVVAR, image.VMAFileShared:
+			continue
+		}
+		if v.Prot == unix.PROT_READ|unix.PROT_WRITE {
+			continue
+		}
+		if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x", v.Start, v.End), h.host.Sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreMM sets the mm fields (brk, arg/env bounds, auxv...) with one
+// prctl(PR_SET_MM, PR_SET_MM_MAP): unlike the single-field forms it needs
+// no CAP_SYS_RESOURCE (kernel/sys.c, prctl_set_mm_map).
+func (h *helper) restoreMM() error {
+	mm := h.p.MM
+	auxv := h.p.Auxv
+	auxAddr, err := h.poke(512, auxv)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 104)
+	le := binary.LittleEndian
+	for i, v := range []uint64{mm.StartCode, mm.EndCode, mm.StartData, mm.EndData, mm.StartBrk, mm.Brk,
+		mm.StartStack, mm.ArgStart, mm.ArgEnd, mm.EnvStart, mm.EnvEnd, auxAddr} {
+		le.PutUint64(b[i*8:], v)
+	}
+	le.PutUint32(b[96:], uint32(len(auxv)))
+	le.PutUint32(b[100:], ^uint32(0)) // exe_fd = -1: leave /proc/PID/exe alone
+	addr, err := h.poke(0, b)
+	if err != nil {
+		return err
+	}
+	_, err = h.sys("prctl(PR_SET_MM_MAP)", h.host.Sys.Prctl, unix.PR_SET_MM, unix.PR_SET_MM_MAP, addr, uint64(len(b)), 0)
+	return err
+}
+
+func (h *helper) restoreSignals() error {
+	le := binary.LittleEndian
+	for _, sa := range h.p.SigActions {
+		b := make([]byte, 32)
+		le.PutUint64(b, sa.Handler)
+		le.PutUint64(b[8:], sa.Flags)
+		le.PutUint64(b[16:], sa.Restorer)
+		le.PutUint64(b[24:], sa.Mask)
+		addr, err := h.poke(0, b)
+		if err != nil {
+			return err
+		}
+		if _, err := h.sys(fmt.Sprintf("rt_sigaction(%d)", sa.Signo), h.host.Sys.RtSigaction, uint64(sa.Signo), addr, 0, 8); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreThread restores the per-thread kernel state, the name and the
+// pending signals.
+func (h *helper) restoreThread(th *image.Thread) error {
+	sys := h.host.Sys
+	le := binary.LittleEndian
+	if th.AltStack.Flags&ssDisable == 0 && th.AltStack.Size > 0 {
+		b := make([]byte, 24)
+		le.PutUint64(b, th.AltStack.SP)
+		// SS_ONSTACK is a state, not a flag one can set.
+		le.PutUint32(b[8:], uint32(th.AltStack.Flags)&^1)
+		le.PutUint64(b[16:], th.AltStack.Size)
+		addr, err := h.poke(0, b)
+		if err != nil {
+			return err
+		}
+		if _, err := h.sys("sigaltstack", sys.Sigaltstack, addr, 0); err != nil {
+			return err
+		}
+	}
+	if th.ClearChildTid != 0 {
+		if _, err := h.sys("set_tid_address", sys.SetTidAddress, th.ClearChildTid); err != nil {
+			return err
+		}
+	}
+	if th.RobustList != 0 {
+		if _, err := h.sys("set_robust_list", sys.SetRobustList, th.RobustList, th.RobustLen); err != nil {
+			return err
+		}
+	}
+	if th.Rseq.Addr != 0 {
+		if _, err := h.sys("rseq", sys.Rseq, th.Rseq.Addr, uint64(th.Rseq.Len), 0, uint64(th.Rseq.Sig)); err != nil {
+			return err
+		}
+	}
+	name := h.p.Comm
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	addr, err := h.poke(0, cstring(name))
+	if err != nil {
+		return err
+	}
+	if _, err := h.sys("prctl(PR_SET_NAME)", sys.Prctl, unix.PR_SET_NAME, addr); err != nil {
+		return err
+	}
+	for _, si := range h.p.Pending {
+		addr, err := h.poke(0, si.Raw[:])
+		if err != nil {
+			return err
+		}
+		signo := uint64(le.Uint32(si.Raw[:]))
+		if si.Shared {
+			_, err = h.sys("rt_sigqueueinfo", sys.RtSigqueueinfo, uint64(h.pid), signo, addr)
+		} else {
+			_, err = h.sys("rt_tgsigqueueinfo", sys.RtTgsigqueueinfo, uint64(h.pid), uint64(h.pid), signo, addr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resume unmaps the stub itself with the last injected call, stopped at
+// its syscall exit, loads the frozen registers and FPU state in that stop
+// and lets the process go: its next instruction is its own.
+func (h *helper) resume(th *image.Thread) error {
+	if _, err := h.s.SyscallNoReturn(h.host.Sys.Munmap, h.stub, stubRegionSize(h.ps)); err != nil {
+		return fmt.Errorf("unmap the restorer: %w", err)
+	}
+	regs, err := h.host.NewRegs(th.Regs)
+	if err != nil {
+		return err
+	}
+	if what := regs.PrepareResume(); what != "" {
+		h.logf("frozen inside a syscall: %s", what)
+	}
+	err = errors.Join(
+		ptrace.SetRegset(h.pid, h.host.RegsNT, regs.Encode()),
+		ptrace.SetRegset(h.pid, h.host.FPUNT, th.FPU),
+		ptrace.SetSigMask(h.pid, th.SigMask))
+	if err != nil {
+		// The stub is gone: nothing can run; kill rather than resume wrong.
+		unix.Kill(h.pid, unix.SIGKILL)
+		return err
+	}
+	h.logf("resuming")
+	return ptrace.Detach(h.pid, 0)
+}
