@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The benchmarks measure freeze and thaw of a process with 256 MiB of
+// present memory (testdata/big.c: half random, half zero) against a floor
+// measured in the same run: reading the same present pages with
+// process_vm_readv and writing them to a file in the same directory.
+//
+//	go test ./e2e -run '^$' -bench . -benchtime 5x
+//
+// BenchmarkRatio, which runs last, reports freeze/floor and thaw/floor.
+
+var (
+	benchMu      sync.Mutex
+	benchNsPerOp = map[string]float64{}
+	ratioOnce    sync.Once
+)
+
+// reportBench adds MiB/image (and MB/s) to a benchmark's result and
+// records its ns/op for BenchmarkRatio.
+func reportBench(b *testing.B, name string, bytes int64) {
+	b.SetBytes(bytes)
+	b.ReportMetric(float64(bytes)/(1<<20), "MiB/image")
+	benchMu.Lock()
+	benchNsPerOp[name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	benchMu.Unlock()
+}
+
+// startBig starts the 256 MiB victim and waits until it is idle in read.
+func startBig(b *testing.B) *proc {
+	b.Helper()
+	p := startProc(b, "big", buildVictim(b, "big"), nil)
+	p.expect("ready")
+	waitInSyscall(b, p, sysRead)
+	return p
+}
+
+func fileSize(tb testing.TB, path string) int64 {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// BenchmarkFloor256M: the raw cost of moving the victim's bytes: for each
+// readable private mapping, its present pages (per /proc/PID/pagemap) read
+// with process_vm_readv in 4 MiB chunks and written to a file, fsynced.
+func BenchmarkFloor256M(b *testing.B) {
+	setup(b)
+	p := startBig(b)
+	out := filepath.Join(b.TempDir(), "floor.bin")
+	var n int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var err error
+		n, err = floorCopy(p.pid(), out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := os.Remove(out); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportBench(b, "floor", n)
+}
+
+// floorCopy copies the present pages of pid's readable private mappings to
+// the file out and returns the number of bytes written.
+func floorCopy(pid int, out string) (int64, error) {
+	maps, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer maps.Close()
+	pagemap, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer pagemap.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+
+	const chunk = 4 << 20
+	pageSize := uint64(os.Getpagesize())
+	buf := make([]byte, chunk)
+	pm := make([]byte, 8*(chunk/pageSize))
+	var total int64
+
+	// copyRange moves [addr, addr+n) (n <= chunk) from the victim to f.
+	copyRange := func(addr, n uint64) error {
+		local := []unix.Iovec{{Base: (*byte)(unsafe.Pointer(&buf[0]))}}
+		local[0].SetLen(int(n))
+		remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: int(n)}}
+		got, err := unix.ProcessVMReadv(pid, local, remote, 0)
+		if err != nil {
+			return fmt.Errorf("process_vm_readv %#x+%d: %w", addr, n, err)
+		}
+		w, err := f.Write(buf[:got])
+		total += int64(w)
+		return err
+	}
+
+	sc := bufio.NewScanner(maps)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		perms := fields[1]
+		if perms[0] != 'r' || perms[3] != 'p' {
+			continue
+		}
+		if len(fields) >= 6 {
+			switch fields[5] {
+			case "[vvar]", "[vvar_vclock]", "[vsyscall]":
+				continue // not readable through process_vm_readv
+			}
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil {
+			return total, fmt.Errorf("bad maps line %q", sc.Text())
+		}
+
+		// Walk the mapping in chunks; in each, copy the runs of present pages.
+		for base := start; base < end; base += chunk {
+			n := min(end-base, chunk)
+			pages := n / pageSize
+			entries := pm[:8*pages]
+			if _, err := pagemap.ReadAt(entries, int64(base/pageSize*8)); err != nil && err != io.EOF {
+				return total, fmt.Errorf("pagemap at %#x: %w", base, err)
+			}
+			runStart := -1
+			for i := 0; i <= int(pages); i++ {
+				present := i < int(pages) && binary.LittleEndian.Uint64(entries[8*i:])&(1<<63) != 0
+				switch {
+				case present && runStart < 0:
+					runStart = i
+				case !present && runStart >= 0:
+					if err := copyRange(base+uint64(runStart)*pageSize, uint64(i-runStart)*pageSize); err != nil {
+						return total, err
+					}
+					runStart = -1
+				}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return total, err
+	}
+	if err := f.Sync(); err != nil {
+		return total, err
+	}
+	return total, f.Close()
+}
+
+// BenchmarkFreeze256M: freeze --leave-running of the 256 MiB victim, as a
+// subprocess, to a new file each time.
+func BenchmarkFreeze256M(b *testing.B) {
+	setup(b)
+	p := startBig(b)
+	img := filepath.Join(b.TempDir(), "img.bin")
+	pid := strconv.Itoa(p.pid())
+	var size int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
+		b.StopTimer()
+		requireNoCrash(b, r)
+		if r.code != 0 {
+			b.Fatalf("freeze failed:\n%s", r)
+		}
+		size = fileSize(b, img)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	p.ask("ping", "pong") // the original is unharmed
+	reportBench(b, "freeze", size)
+}
+
+// BenchmarkThaw256M: run an image of the 256 MiB victim (made once, with
+// --leave-running) until the restored process answers a ping.
+func BenchmarkThaw256M(b *testing.B) {
+	setup(b)
+	p := startBig(b)
+	sum := p.ask("sum", "sum ")
+	waitInSyscall(b, p, sysRead)
+	img := filepath.Join(b.TempDir(), "img.bin")
+	r := runTool(b, freezeBin, "--leave-running", "-o", img, strconv.Itoa(p.pid()))
+	if r.code != 0 {
+		b.Fatalf("freeze failed:\n%s", r)
+	}
+	p.kill()
+	size := fileSize(b, img)
+
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		th := thaw(b, img, false)
+		th.ask("ping", "pong")
+		b.StopTimer()
+		if i == 0 {
+			if got := th.ask("sum", "sum "); got != sum {
+				b.Fatalf("thawed memory differs: %s, want %s", got, sum)
+			}
+		}
+		th.kill()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportBench(b, "thaw", size)
+}
+
+// BenchmarkRatio reports freeze/floor and thaw/floor from the benchmarks
+// above, which must have run first in the same process (-bench .).
+func BenchmarkRatio(b *testing.B) {
+	benchMu.Lock()
+	floor, fr, th := benchNsPerOp["floor"], benchNsPerOp["freeze"], benchNsPerOp["thaw"]
+	benchMu.Unlock()
+	if floor == 0 || (fr == 0 && th == 0) {
+		b.Skip("run together with BenchmarkFloor256M and BenchmarkFreeze256M/BenchmarkThaw256M (-bench .)")
+	}
+	b.ReportMetric(0, "ns/op") // no time of its own
+	var parts []string
+	if fr != 0 {
+		b.ReportMetric(fr/floor, "freeze/floor")
+		parts = append(parts, fmt.Sprintf("freeze %.1f ms = %.2fx", fr/1e6, fr/floor))
+	}
+	if th != 0 {
+		b.ReportMetric(th/floor, "thaw/floor")
+		parts = append(parts, fmt.Sprintf("thaw %.1f ms = %.2fx", th/1e6, th/floor))
+	}
+	ratioOnce.Do(func() {
+		b.Logf("floor %.1f ms; %s the floor", floor/1e6, strings.Join(parts, ", "))
+	})
+}

@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var freezePrefix = []string{"freeze: "}
+
+// requireDirEntries fails unless dir holds exactly the named entries: a
+// failed freeze leaves neither its output nor a temporary file behind.
+func requireDirEntries(tb testing.TB, dir string, want ...string) {
+	tb.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, "/") != strings.Join(want, "/") {
+		tb.Errorf("%s holds %q, want %q", dir, got, want)
+	}
+}
+
+// unusedPid returns a pid no process has.
+func unusedPid(tb testing.TB) int {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pidMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for pid := pidMax - 1; pid > 300; pid-- {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			return pid
+		}
+	}
+	tb.Fatal("no free pid")
+	return 0
+}
+
+// freezeFails runs freeze with args, which must fail with exit status 1,
+// one "freeze: ..." line mentioning the keywords, and nothing left in dir.
+func freezeFails(t *testing.T, dir string, args []string, keywords ...string) toolResult {
+	t.Helper()
+	r := runTool(t, freezeBin, args...)
+	requireToolError(t, r, 1, freezePrefix, keywords...)
+	if dir != "" {
+		requireDirEntries(t, dir)
+	}
+	t.Logf("%s", r)
+	return r
+}
+
+// TestFreezeErrors: each failure is one "freeze: ..." line with exit
+// status 1, leaves no file behind and the target running as before. (The
+// subtest names stay clear of the keywords: they end up in temp paths.)
+func TestFreezeErrors(t *testing.T) {
+	setup(t)
+
+	t.Run("nopid", func(t *testing.T) {
+		dir := t.TempDir()
+		freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(unusedPid(t))},
+			"no such process")
+	})
+
+	t.Run("kthread", func(t *testing.T) {
+		comm, err := os.ReadFile("/proc/2/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "kthreadd" {
+			t.Skipf("pid 2 is not kthreadd here (%q, %v): in a pid namespace?", comm, err)
+		}
+		dir := t.TempDir()
+		freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), "2"}, "kernel thread|ptrace")
+	})
+
+	t.Run("tracer", func(t *testing.T) {
+		dir := t.TempDir()
+		p := startProc(t, "pipe", buildVictim(t, "pipe"), nil)
+		p.expect("ready")
+		tr := startProc(t, "tracer", buildVictim(t, "tracer"), []string{strconv.Itoa(p.pid())})
+		tr.expect("traced ")
+		st, err := procStatus(p.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracer := strconv.Itoa(tr.pid())
+		if st["TracerPid"] != tracer {
+			t.Fatalf("victim's TracerPid is %q, want the tracer's pid %s", st["TracerPid"], tracer)
+		}
+		freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid())},
+			"already traced", tracer)
+		p.ask("still", "got still")
+		if st, _ := procStatus(p.pid()); st["TracerPid"] != tracer {
+			t.Errorf("after the failed freeze, TracerPid is %q, want %s", st["TracerPid"], tracer)
+		}
+		tr.kill()
+		p.requireUndisturbed()
+		p.ask("free", "got free")
+	})
+
+	t.Run("nodir", func(t *testing.T) {
+		dir := t.TempDir()
+		p := startProc(t, "pipe", buildVictim(t, "pipe"), nil)
+		p.expect("ready")
+		out := filepath.Join(dir, "nonexistent-dir", "x.bin")
+		freezeFails(t, dir, []string{"-o", out, strconv.Itoa(p.pid())}, out)
+		p.requireUndisturbed()
+		p.ask("still", "got still")
+	})
+
+	t.Run("isdir", func(t *testing.T) {
+		dir := t.TempDir()
+		p := startProc(t, "pipe", buildVictim(t, "pipe"), nil)
+		p.expect("ready")
+		out := filepath.Join(dir, "taken")
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		freezeFails(t, "", []string{"-o", out, strconv.Itoa(p.pid())}, out)
+		requireDirEntries(t, dir, "taken")
+		requireDirEntries(t, out)
+		p.requireUndisturbed()
+		p.ask("still", "got still")
+	})
+
+	for _, mode := range []string{"unix", "inet"} {
+		t.Run("sock-"+mode, func(t *testing.T) {
+			dir := t.TempDir()
+			p := startProc(t, "sockfd", buildVictim(t, "sockfd"), []string{mode})
+			p.expect("ready")
+			p.ask("ping", "pong 1")
+			waitInSyscall(t, p, sysRead)
+			freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid())},
+				"unsupported", "fd 3")
+			p.requireUndisturbed()
+			if got := p.ask("ping", "pong "); got != "pong 2" {
+				t.Errorf("after the failed freeze: %q, want \"pong 2\"", got)
+			}
+		})
+	}
+}
+
+// TestThawErrors: damaged images are refused with one clear line and
+// nothing left running, both by "thaw OUT" and by running OUT directly.
+func TestThawErrors(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	good, _ := frozenPipeVictim(t, dir)
+	im := readImageFile(t, good)
+	mid := int(im.off + im.length/2)
+
+	for i, tc := range []struct {
+		name     string
+		damage   func(b []byte) []byte
+		keywords []string
+	}{
+		{"cut", func(b []byte) []byte { return b[:mid] }, []string{"truncated"}},
+		{"flip", func(b []byte) []byte { b[mid] ^= 0x40; return b }, []string{"checksum|corrupt"}},
+		{"flip-header", func(b []byte) []byte { b[im.off+20] ^= 0x01; return b }, []string{"checksum|corrupt"}},
+		{"other-arch", func(b []byte) []byte {
+			c := *im
+			c.data = b
+			c.setArch(archOther)
+			return c.data
+		}, []string{archOtherName, archNativeName}},
+		{"plain-elf", func([]byte) []byte {
+			b, err := os.ReadFile(buildVictim(t, "pipe"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Neither the file's name nor its directory may contain a
+			// keyword the message is checked for: thaw names the file.
+			bad := filepath.Join(dir, fmt.Sprintf("damaged%d.bin", i))
+			if err := os.WriteFile(bad, tc.damage(append([]byte(nil), im.data...)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			t.Run("thaw", func(t *testing.T) {
+				r := runTool(t, thawBin, bad)
+				requireToolError(t, r, 0, []string{"thaw: "}, tc.keywords...)
+				t.Logf("%s", r)
+			})
+			t.Run("direct", func(t *testing.T) {
+				if tc.name == "plain-elf" {
+					t.Skip("a plain program runs fine by itself")
+				}
+				r := runTool(t, bad)
+				requireToolError(t, r, 0, []string{"thaw: ", filepath.Base(bad) + ": "}, tc.keywords...)
+				t.Logf("%s", r)
+			})
+			checkNoStrays(t)
+		})
+	}
+
+	t.Run("nofile", func(t *testing.T) {
+		r := runTool(t, thawBin, filepath.Join(dir, "absent.bin"))
+		requireToolError(t, r, 0, []string{"thaw: "})
+		t.Logf("%s", r)
+	})
+
+	// The undamaged image still works.
+	th := thaw(t, good, true)
+	th.ask("intact", "got intact")
+}
