@@ -1,0 +1,39 @@
+# cryo: freeze a running process into one self-restoring executable.
+GO       ?= go
+GOFLAGS  ?=
+export CGO_ENABLED = 0
+
+BINS := bin/freeze bin/thaw
+
+.PHONY: all build test vet demo bench fuzz clean
+
+all: build
+
+build: $(BINS)
+
+bin/%: FORCE
+	$(GO) build $(GOFLAGS) -trimpath -o $@ ./cmd/$*
+
+FORCE:
+
+# The whole suite: unit tests and the end-to-end tests on real processes.
+test: build vet
+	$(GO) test -count=1 -timeout 8m ./...
+
+vet:
+	GOARCH=amd64 $(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./...
+
+demo: build
+	bash scripts/demo.sh
+
+# Freeze and thaw of a 256 MiB process next to the floor (process_vm_readv
+# + write of the same bytes) measured in the same run.
+bench: build
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 5x ./e2e/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $${FUZZTIME:-60s} ./image/
+
+clean:
+	rm -rf bin
