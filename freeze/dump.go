@@ -2,6 +2,7 @@ package freeze
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 
@@ -15,6 +16,7 @@ import (
 // that read as zero are dropped (the restored mapping is zero already),
 // and runs of non-zero pages go to the writer.
 type dumper struct {
+	ctx   context.Context
 	pid   int
 	w     *image.Writer
 	pm    *os.File
@@ -24,6 +26,7 @@ type dumper struct {
 	pmBuf []uint64
 	pages int64
 	zero  int64
+	runs  int
 }
 
 func (d *dumper) vma(v *image.VMA) error {
@@ -49,9 +52,17 @@ func (d *dumper) vma(v *image.VMA) error {
 		for j < n && wantPage(v, ents[j]) && (j-i+1)*d.ps <= uint64(len(d.buf)) {
 			j++
 		}
+		if d.runs == 1 { // some pages are in the output already
+			if err := fault(d.ctx, "dumping"); err != nil {
+				return err
+			}
+		} else if err := d.ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted while writing pages: the target was left as it was")
+		}
 		if err := d.run(v, v.Start+i*d.ps, int(j-i)); err != nil {
 			return err
 		}
+		d.runs++
 		i = j
 	}
 	return nil

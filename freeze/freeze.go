@@ -57,7 +57,7 @@ type freezer struct {
 	pageSize int
 	start    time.Time
 	tr       *ptrace.Tracer
-	held     []unix.Signal
+	stopped  bool
 	res      Result
 }
 
@@ -80,6 +80,16 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 	}
 	if ptrace.IsKernelThread(pid) {
 		return nil, fmt.Errorf("pid %d is a kernel thread: kernel threads cannot be traced or frozen", pid)
+	}
+	st0, err := proc.ReadStat(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: no such process", pid)
+	}
+	// A target in job-control stop is thawed stopped (state 'T'; once
+	// seized it shows 't').
+	f.stopped = st0.State == 'T'
+	if err := checkPrivilege(pid); err != nil {
+		return nil, err
 	}
 	out, err := newOutput(f.opts.Output)
 	if err != nil {
@@ -105,21 +115,23 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 		}
 	}()
 	f.logf("seized pid %d", pid)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
-	}
-
-	p, err := f.collect()
-	if err != nil {
+	if err := fault(ctx, "seized"); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
+	p, err := f.collect(ctx)
+	if err != nil {
+		return nil, f.explain(err)
+	}
+	if err := fault(ctx, "collected"); err != nil {
+		return nil, err
 	}
 	if err := f.write(ctx, out, p); err != nil {
+		return nil, f.explain(err)
+	}
+	if err := fault(ctx, "written"); err != nil {
 		return nil, err
 	}
-	if err := out.commit(); err != nil {
+	if err := out.commit(fault(ctx, "fsync")); err != nil {
 		return nil, err
 	}
 	f.logf("image committed: %s (%d bytes)", f.opts.Output, out.size)
@@ -172,15 +184,9 @@ func (f *freezer) seize() error {
 		if st.Event() == ptrace.EventStop {
 			break
 		}
-		if sig := st.Signal(); sig != 0 {
-			// A signal was on its way: hold it, deliver it on release.
-			f.held = append(f.held, sig)
-			if err := ptrace.Cont(pid, 0); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := ptrace.Cont(pid, 0); err != nil {
+		// A signal was on its way: deliver it (its handler runs) and
+		// wait for the interrupt stop that follows.
+		if err := ptrace.Cont(pid, int(st.Signal())); err != nil {
 			return err
 		}
 	}
@@ -193,27 +199,23 @@ func (f *freezer) seize() error {
 		_ = ptrace.Detach(pid, 0)
 		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids))
 	}
+	// Children are not frozen with their parent: restored alone, it would
+	// wait for children that do not exist. Refuse, rather than thaw wrong.
+	if kids := proc.Children(pid); len(kids) > 0 {
+		_ = ptrace.Detach(pid, 0)
+		return fmt.Errorf("pid %d has child processes (%s): process trees are unsupported yet", pid, strings.Join(kids, " "))
+	}
 	return nil
 }
 
-// release detaches, delivering again the signals held while stopped.
+// release detaches. Signals that arrived while the target was stopped
+// are pending and are delivered as it resumes.
 func (f *freezer) release() error {
-	return f.tr.Do(func() error {
-		var errs []error
-		sig := 0
-		if len(f.held) > 0 {
-			sig = int(f.held[0])
-		}
-		errs = append(errs, ptrace.Detach(f.pid, sig))
-		for _, s := range f.held[min(1, len(f.held)):] {
-			errs = append(errs, unix.Kill(f.pid, s))
-		}
-		return errors.Join(errs...)
-	})
+	return f.tr.Do(func() error { return ptrace.Detach(f.pid, 0) })
 }
 
 // collect gathers everything but the page contents.
-func (f *freezer) collect() (*image.Process, error) {
+func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	pid := f.pid
 	st, err := proc.ReadStat(pid)
 	if err != nil {
@@ -237,7 +239,7 @@ func (f *freezer) collect() (*image.Process, error) {
 		Pid:      pid,
 		VMAs:     vmas,
 		FDs:      fds,
-		Stopped:  st.State == 'T',
+		Stopped:  f.stopped,
 		MM: image.MM{
 			StartCode: st.StartCode, EndCode: st.EndCode,
 			StartData: st.StartData, EndData: st.EndData,
@@ -276,7 +278,7 @@ func (f *freezer) collect() (*image.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.tr.Do(func() error { return f.collectThread(p, maps, status) }); err != nil {
+	if err := f.tr.Do(func() error { return f.collectThread(ctx, p, maps, status) }); err != nil {
 		return nil, err
 	}
 	f.logf("collected %d mappings, %d fds, %d signal handlers", len(p.VMAs), len(p.FDs), len(p.SigActions))
@@ -286,7 +288,7 @@ func (f *freezer) collect() (*image.Process, error) {
 // collectThread reads the registers and the state only the process itself
 // can tell, by injecting syscalls.
 // Precondition: called via Tracer.Do.
-func (f *freezer) collectThread(p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
+func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
 	pid := f.pid
 	sys := f.host.Sys
 	site, err := inject.FindSite(pid, maps)
@@ -297,10 +299,7 @@ func (f *freezer) collectThread(p *image.Process, maps []proc.Mapping, status ma
 	if err != nil {
 		return err
 	}
-	defer func() {
-		err = errors.Join(err, s.End())
-		f.held = append(f.held, s.Held()...)
-	}()
+	defer func() { err = errors.Join(err, s.End()) }()
 	th := image.Thread{Tid: pid, Regs: s.SavedRegs(), SigMask: s.SavedMask()}
 	if th.FPU, err = ptrace.GetRegset(pid, f.host.FPUNT, f.host.FPUMax); err != nil {
 		return err
@@ -332,6 +331,9 @@ func (f *freezer) collectThread(p *image.Process, maps []proc.Mapping, status ma
 			err = errors.Join(err, fmt.Errorf("injected munmap of the scratch page: %w", uerr))
 		}
 	}()
+	if err := fault(ctx, "injecting"); err != nil {
+		return err
+	}
 	buf := make([]byte, 64)
 	read := func(n int) ([]byte, error) {
 		if _, err := ptrace.ReadMem(pid, scratch, buf[:n]); err != nil {
@@ -386,23 +388,44 @@ func (f *freezer) collectThread(p *image.Process, maps []proc.Mapping, status ma
 			Handler: le.Uint64(b), Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
 	}
 
-	for _, shared := range []bool{false, true} {
-		infos, err := ptrace.PeekSiginfo(pid, shared)
-		if err != nil {
-			return err
-		}
-		for _, raw := range infos {
-			p.Pending = append(p.Pending, image.Siginfo{Shared: shared, Raw: raw})
-		}
+	if p.Pending, err = pendingSignals(pid); err != nil {
+		return err
 	}
 	p.Threads = []image.Thread{th}
 	return nil
+}
+
+// pendingSignals reads the thread's and the process's signal queues.
+// Precondition: called via Tracer.Do.
+func pendingSignals(pid int) ([]image.Siginfo, error) {
+	var out []image.Siginfo
+	for _, shared := range []bool{false, true} {
+		infos, err := ptrace.PeekSiginfo(pid, shared)
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range infos {
+			out = append(out, image.Siginfo{Shared: shared, Raw: raw})
+		}
+	}
+	return out, nil
 }
 
 func parseSigSet(hex string) uint64 {
 	var v uint64
 	fmt.Sscanf(hex, "%x", &v)
 	return v
+}
+
+// explain names the likely cause of a failure in the middle of a freeze:
+// the target died (killed from outside, or it exited) while stopped.
+func (f *freezer) explain(err error) error {
+	if errors.Is(err, ptrace.ErrExited) || errors.Is(err, unix.ESRCH) {
+		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", f.pid)); serr != nil {
+			return fmt.Errorf("pid %d exited during the freeze: %w", f.pid, err)
+		}
+	}
+	return err
 }
 
 // write streams the restorer, the image and the trailer into out.
@@ -431,7 +454,14 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err := f.dumpPages(ctx, w, p); err != nil {
 		return err
 	}
-	if err := w.Close(); err != nil {
+	// Signals that arrived while the pages were written are pending in
+	// the stopped target: they go in the image too, or a migrated
+	// process would lose them.
+	var tail image.Tail
+	if err := f.tr.Do(func() (err error) { tail.Pending, err = pendingSignals(f.pid); return err }); err != nil {
+		return err
+	}
+	if err := w.CloseWithTail(&tail); err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -464,11 +494,8 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 		return fmt.Errorf("open memory of pid %d: %w", f.pid, err)
 	}
 	defer mem.Close()
-	d := &dumper{pid: f.pid, w: w, pm: pm, mem: mem, ps: uint64(f.pageSize), buf: make([]byte, 4<<20)}
+	d := &dumper{ctx: ctx, pid: f.pid, w: w, pm: pm, mem: mem, ps: uint64(f.pageSize), buf: make([]byte, 4<<20)}
 	for _, i := range order {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted: %w", err)
-		}
 		if err := d.vma(&p.VMAs[i]); err != nil {
 			return err
 		}

@@ -57,8 +57,14 @@ func (o *output) abort() {
 	os.Remove(o.tmp)
 }
 
-func (o *output) commit() error {
-	if err := o.f.Sync(); err != nil {
+// commit makes the image durable and gives it its name. injected stands
+// for an fsync failure in the fault tests.
+func (o *output) commit(injected error) error {
+	err := injected
+	if err == nil {
+		err = o.f.Sync()
+	}
+	if err != nil {
 		return fmt.Errorf("fsync %s: %w", o.tmp, err)
 	}
 	fi, err := o.f.Stat()

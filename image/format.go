@@ -43,6 +43,7 @@ const (
 	recMeta  uint32 = 1
 	recPages uint32 = 2
 	recEnd   uint32 = 3
+	recTail  uint32 = 4
 )
 
 // Compression of a PAGES record's data.
@@ -65,6 +66,8 @@ func recordName(t uint32) string {
 		return "PAGES"
 	case recEnd:
 		return "END"
+	case recTail:
+		return "TAIL"
 	}
 	return fmt.Sprintf("type %d", t)
 }

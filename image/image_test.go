@@ -511,3 +511,47 @@ func TestCheckArch(t *testing.T) {
 		t.Errorf("HostArch() = %v on %s", got, runtime.GOARCH)
 	}
 }
+
+// The TAIL record comes back through Reader.Tail after the pages; a
+// second one is refused.
+func TestTailRecord(t *testing.T) {
+	p := &Process{Arch: ArchAMD64, PageSize: 4096, VMAs: []VMA{{Start: 0x10000, End: 0x12000, Kind: VMAAnon, Prot: 3}}}
+	tail := &Tail{Pending: []Siginfo{{Shared: true}}}
+	tail.Pending[0].Raw[0] = 10
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, ArchAMD64, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteMeta(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WritePages(0x10000, bytes.Repeat([]byte{7}, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CloseWithTail(tail); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Meta(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Tail() != nil {
+		t.Error("Tail before the end of the pages")
+	}
+	for {
+		_, _, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.Tail(); got == nil || len(got.Pending) != 1 || got.Pending[0].Raw[0] != 10 || !got.Pending[0].Shared {
+		t.Errorf("Tail() = %+v, want %+v", got, tail)
+	}
+}

@@ -176,3 +176,13 @@ type Process struct {
 	// Stopped records that the process was in job-control stop (state T).
 	Stopped bool
 }
+
+// Tail is the state read at the very end of a freeze, after the pages:
+// what may still change while they are written. It travels in the
+// optional TAIL record, just before END.
+type Tail struct {
+	// Pending are the signals pending when the freeze ended, including
+	// those that arrived while it ran; thaw queues these rather than
+	// Process.Pending.
+	Pending []Siginfo
+}

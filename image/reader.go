@@ -40,6 +40,7 @@ type Reader struct {
 	raw     []byte // reused for decompressed pages
 
 	records, pages uint64
+	tail           *Tail
 }
 
 // NewReader reads and checks the image header from r.
@@ -149,6 +150,15 @@ func (r *Reader) readMeta() (*Process, error) {
 	return p, nil
 }
 
+// Tail returns the TAIL record, once Next has returned io.EOF; nil if the
+// image has none.
+func (r *Reader) Tail() *Tail {
+	if r.state != readDone {
+		return nil
+	}
+	return r.tail
+}
+
 // Next returns the next chunk of pages: their address and contents,
 // whose length is a multiple of the page size. data is only valid until
 // the next call to Next. After the END record, once its counts have been
@@ -190,6 +200,16 @@ func (r *Reader) next() (uint64, []byte, error) {
 		r.records++
 		r.pages += uint64(len(data) / int(r.h.pageSize))
 		return vaddr, data, nil
+	case recTail:
+		if r.tail != nil {
+			return 0, nil, fmt.Errorf("record #%d is a second TAIL record", i)
+		}
+		var t Tail
+		if err := json.Unmarshal(payload, &t); err != nil {
+			return 0, nil, fmt.Errorf("record #%d (TAIL): %w", i, err)
+		}
+		r.tail = &t
+		return r.next()
 	case recEnd:
 		records, pages := le.Uint64(payload[0:]), le.Uint64(payload[8:])
 		if records != r.records || pages != r.pages {
@@ -226,6 +246,8 @@ func (r *Reader) record() (uint32, []byte, error) {
 		lo, hi = pagesHeaderSize+1, pagesHeaderSize+uint64(lz4.CompressBlockBound(MaxPagesChunk))
 	case recEnd:
 		lo, hi = endPayloadSize, endPayloadSize
+	case recTail:
+		lo, hi = 2, maxMetaSize
 	default:
 		return 0, nil, fmt.Errorf("record #%d has unknown %s (corrupt image?)", i, recordName(typ))
 	}

@@ -210,7 +210,11 @@ func (w *Writer) WritePages(vaddr uint64, data []byte) error {
 
 // Close compresses and writes the remaining pages and the END record. It
 // does not close the underlying writer. Calling Close again does nothing.
-func (w *Writer) Close() error {
+func (w *Writer) Close() error { return w.CloseWithTail(nil) }
+
+// CloseWithTail is Close with a TAIL record (if t is not nil) between the
+// last pages and END.
+func (w *Writer) CloseWithTail(t *Tail) error {
 	if w.state == closed && w.err == nil {
 		return nil
 	}
@@ -223,6 +227,21 @@ func (w *Writer) Close() error {
 	for len(w.queue) > 0 {
 		if _, err := w.flush(true); err != nil {
 			return err
+		}
+	}
+	if t != nil {
+		js, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("encoding TAIL record: %w", err)
+		}
+		if len(js) > maxMetaSize {
+			return fmt.Errorf("TAIL record is %d bytes, more than the limit of %d", len(js), maxMetaSize)
+		}
+		rec := make([]byte, recordHeaderSize+len(js))
+		copy(rec[recordHeaderSize:], js)
+		putRecordHeader(rec, recTail, js)
+		if err := w.write(rec); err != nil {
+			return fmt.Errorf("writing TAIL record: %w", err)
 		}
 	}
 	rec := make([]byte, recordHeaderSize+endPayloadSize)

@@ -20,7 +20,6 @@ type Session struct {
 	site      uint64
 	saved     []byte
 	savedMask uint64
-	held      []unix.Signal
 	ended     bool
 }
 
@@ -148,12 +147,14 @@ func (s *Session) resumeToSyscallStop(want int) error {
 				return fmt.Errorf("tid %d: syscall stop of kind %d where %d was expected", s.Tid, op, want)
 			}
 			return nil
-		case st.Signal() != 0:
-			// Blocked signals never get here; SIGSTOP and the like
-			// do. Hold it and deliver it when the session ends.
-			s.held = append(s.held, st.Signal())
 		}
-		if err := ptrace.Syscall(s.Tid, 0); err != nil {
+		// Blocked signals never stop the tracee; SIGSTOP does. Deliver
+		// it: the task enters group-stop (reported as an event stop),
+		// PTRACE_SYSCALL takes it on with the injection, and the kernel
+		// puts it back in the stop when it is detached
+		// (kernel/ptrace.c, __ptrace_unlink). A SIGCONT sent meanwhile
+		// ends that stop as it would have without us.
+		if err := ptrace.Syscall(s.Tid, int(st.Signal())); err != nil {
 			return err
 		}
 	}
@@ -170,10 +171,6 @@ func (s *Session) End() error {
 		ptrace.SetRegset(s.Tid, s.host.RegsNT, s.saved),
 		ptrace.SetSigMask(s.Tid, s.savedMask))
 }
-
-// Held returns the signals that arrived during the session and were held;
-// the caller delivers them again once the tracee is let go.
-func (s *Session) Held() []unix.Signal { return s.held }
 
 // FindSite returns the address of a syscall instruction in pid: in the
 // vdso's .text when there is one, else in the first executable mapping

@@ -270,3 +270,37 @@ func CPUFlags() ([]string, error) {
 	}
 	return nil, nil
 }
+
+// Children lists the pids of pid's children (zombies included), from
+// /proc/PID/task/*/children, or by scanning /proc where that file is
+// missing (CONFIG_PROC_CHILDREN unset).
+func Children(pid int) []string {
+	tids, err := Tasks(pid)
+	if err == nil {
+		var out []string
+		ok := true
+		for _, t := range tids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, t))
+			if err != nil {
+				ok = false
+				break
+			}
+			out = append(out, strings.Fields(string(b))...)
+		}
+		if ok {
+			return out
+		}
+	}
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := ReadStat(c); err == nil && st.PPid == pid {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

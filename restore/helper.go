@@ -30,6 +30,7 @@ func runHelper() int {
 	ready := os.NewFile(fdReady, "ready")
 	h := &helper{pid: pid, stub: stub, host: arch.Current, ps: uint64(os.Getpagesize()),
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
+	h.site = stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
 	if err := h.open(os.NewFile(fdImage, "image")); err != nil {
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		return 1
@@ -61,6 +62,7 @@ func runHelper() int {
 type helper struct {
 	pid     int
 	stub    uint64
+	site    uint64 // the syscall instruction injected calls run through
 	host    arch.Host
 	ps      uint64
 	tr      *ptrace.Tracer
@@ -137,12 +139,11 @@ func (h *helper) waitExec() error {
 // it is killed.
 // Precondition: called via Tracer.Do.
 func (h *helper) abort() error {
-	site := h.stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
 	raw, err := ptrace.GetRegset(h.pid, h.host.RegsNT, 1024)
 	if err == nil {
 		var r arch.Regs
 		if r, err = h.host.NewRegs(raw); err == nil {
-			r.SetSyscall(site, h.host.Sys.ExitGroup, 1)
+			r.SetSyscall(h.site, h.host.Sys.ExitGroup, 1)
 			if err = ptrace.SetRegset(h.pid, h.host.RegsNT, r.Encode()); err == nil {
 				err = ptrace.Detach(h.pid, 0)
 			}
@@ -202,14 +203,16 @@ func cstring(s string) []byte { return append([]byte(s), 0) }
 // Precondition: called via Tracer.Do.
 func (h *helper) restore() error {
 	sys := h.host.Sys
-	site := h.stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
 	var err error
-	if h.s, err = inject.Begin(h.pid, site); err != nil {
+	if h.s, err = inject.Begin(h.pid, h.site); err != nil {
 		return err
 	}
 	h.scratch = h.stub + h.ps
 	if _, err := h.sys("mmap scratch", sys.Mmap, h.scratch, scratchPages*h.ps,
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+		return err
+	}
+	if err := h.leaveStubFile(); err != nil {
 		return err
 	}
 	stubMaps, err := proc.Maps(h.pid)
@@ -259,6 +262,29 @@ func (h *helper) restore() error {
 	}
 	h.logf("kernel state restored")
 	return h.resume(th)
+}
+
+// leaveStubFile moves the injection site from the stub's page, which maps
+// the stub's memfd, to a copy in the last scratch page (anonymous), and
+// unmaps the stub page. Nothing then maps the stub file, so that
+// PR_SET_MM_MAP may point /proc/PID/exe back at the frozen program
+// (the kernel refuses while the old exe is mapped).
+func (h *helper) leaveStubFile() error {
+	code := make([]byte, h.ps)
+	if _, err := ptrace.ReadMem(h.pid, h.stub, code); err != nil {
+		return fmt.Errorf("read the stub: %w", err)
+	}
+	page := h.scratch + (scratchPages-1)*h.ps
+	if err := writeFull(h.pid, page, code); err != nil {
+		return err
+	}
+	if _, err := h.sys("mprotect stub copy", h.host.Sys.Mprotect, page, h.ps, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		return err
+	}
+	h.site = page + (h.site - h.stub)
+	h.s.SetSite(h.site)
+	_, err := h.sys("munmap stub page", h.host.Sys.Munmap, h.stub, h.ps)
+	return err
 }
 
 // checkFPU refuses an xsave layout that this CPU/kernel would not take.
@@ -621,13 +647,38 @@ func (h *helper) restoreMM() error {
 		le.PutUint64(b[i*8:], v)
 	}
 	le.PutUint32(b[96:], uint32(len(auxv)))
-	le.PutUint32(b[100:], ^uint32(0)) // exe_fd = -1: leave /proc/PID/exe alone
+	// /proc/PID/exe back to the frozen program when its file is here
+	// and we may (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); else it
+	// stays the stub's memfd: exe_fd = -1.
+	exeFD := ^uint64(0)
+	if h.p.Exe != "" && !strings.HasSuffix(h.p.Exe, " (deleted)") {
+		if path, err := h.poke(0, cstring(h.p.Exe)); err == nil {
+			atFDCWD := int64(unix.AT_FDCWD)
+			if fd, err := h.s.Syscall(h.host.Sys.Openat, uint64(atFDCWD), path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+				exeFD = fd
+				defer h.s.Syscall(h.host.Sys.Close, fd)
+			}
+		}
+	}
 	addr, err := h.poke(0, b)
 	if err != nil {
 		return err
 	}
-	_, err = h.sys("prctl(PR_SET_MM_MAP)", h.host.Sys.Prctl, unix.PR_SET_MM, unix.PR_SET_MM_MAP, addr, uint64(len(b)), 0)
-	return err
+	set := func(fd uint64) error {
+		le.PutUint32(b[100:], uint32(fd))
+		if err := writeFull(h.pid, addr, b); err != nil {
+			return err
+		}
+		_, err := h.sys("prctl(PR_SET_MM_MAP)", h.host.Sys.Prctl, unix.PR_SET_MM, unix.PR_SET_MM_MAP, addr, uint64(len(b)), 0)
+		return err
+	}
+	if exeFD != ^uint64(0) {
+		if err := set(exeFD); err == nil {
+			return nil
+		}
+		h.logf("cannot point /proc/PID/exe at %s; it stays the stub", h.p.Exe)
+	}
+	return set(^uint64(0))
 }
 
 func (h *helper) restoreSignals() error {
@@ -694,7 +745,11 @@ func (h *helper) restoreThread(th *image.Thread) error {
 	if _, err := h.sys("prctl(PR_SET_NAME)", sys.Prctl, unix.PR_SET_NAME, addr); err != nil {
 		return err
 	}
-	for _, si := range h.p.Pending {
+	pending := h.p.Pending
+	if t := h.r.Tail(); t != nil {
+		pending = t.Pending // read at the end of the freeze: the later word
+	}
+	for _, si := range pending {
 		addr, err := h.poke(0, si.Raw[:])
 		if err != nil {
 			return err
@@ -735,6 +790,12 @@ func (h *helper) resume(th *image.Thread) error {
 		unix.Kill(h.pid, unix.SIGKILL)
 		return err
 	}
+	// A process frozen in job-control stop comes back stopped: the
+	// detach delivers SIGSTOP, and its parent sees it stop.
+	sig := 0
+	if h.p.Stopped {
+		sig = int(unix.SIGSTOP)
+	}
 	h.logf("resuming")
-	return ptrace.Detach(h.pid, 0)
+	return ptrace.Detach(h.pid, sig)
 }

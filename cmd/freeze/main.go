@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -34,7 +35,7 @@ func main() {
 		Action:          run,
 	}
 	if err := app.Run(reorder(os.Args)); err != nil {
-		fmt.Fprintf(os.Stderr, "freeze: %v\n", err)
+		fmt.Fprintf(os.Stderr, "freeze: %s\n", oneLine(err))
 		os.Exit(1)
 	}
 }
@@ -98,3 +99,7 @@ func reorder(args []string) []string {
 	}
 	return out
 }
+
+// oneLine keeps an error to the one line a user reads (errors.Join
+// separates its parts with newlines).
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,7 +36,11 @@ func main() {
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
+		fmt.Fprintf(os.Stderr, "thaw: %s\n", oneLine(err))
 		os.Exit(1)
 	}
 }
+
+// oneLine keeps an error to the one line a user reads (errors.Join
+// separates its parts with newlines).
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
