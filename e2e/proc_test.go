@@ -149,12 +149,16 @@ type proc struct {
 
 type procConfig struct {
 	stdout *os.File
+	cred   *syscall.Credential
 }
 
 type procOpt func(*procConfig)
 
 // withStdout gives the process this file as its stdout (instead of a pipe).
 func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f } }
+
+// asUser runs the process with these credentials.
+func asUser(cred *syscall.Credential) procOpt { return func(c *procConfig) { c.cred = cred } }
 
 var (
 	trackedMu sync.Mutex
@@ -170,6 +174,9 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	}
 	p := &proc{tb: tb, name: name, errs: newLineLog(), done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
+	if cfg.cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred}
+	}
 
 	var childEnds []*os.File
 	pipe := func() (r, w *os.File) {
@@ -349,14 +356,38 @@ func (r toolResult) String() string {
 // stdin from /dev/null.
 func runTool(tb testing.TB, path string, args ...string) toolResult {
 	tb.Helper()
+	return runToolWith(tb, toolEnv{}, path, args...)
+}
+
+// toolEnv adds environment variables and credentials to a tool's run.
+type toolEnv struct {
+	env   []string
+	cred  *syscall.Credential
+	start func(*exec.Cmd) // called once the tool has started
+}
+
+func runToolWith(tb testing.TB, te toolEnv, path string, args ...string) toolResult {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
+	if te.env != nil {
+		cmd.Env = append(os.Environ(), te.env...)
+	}
+	if te.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: te.cred}
+	}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		if te.start != nil {
+			te.start(cmd)
+		}
+		err = cmd.Wait()
+	}
 	r := toolResult{
 		args:   append([]string{filepath.Base(path)}, args...),
 		stdout: stdout.String(),

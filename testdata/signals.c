@@ -2,11 +2,11 @@
  * signals: holds signal state that only the kernel keeps and proves it
  * after thaw.
  *
- * At start: a SIGUSR1 handler (SA_RESTART|SA_ONSTACK, running on a
+ * At start: SIGALRM and SIGCHLD handlers that count, a SIGUSR1 handler (SA_RESTART|SA_ONSTACK, running on a
  * sigaltstack), SIGPIPE ignored, SIGUSR2 blocked with a handler, then
  * raise(SIGUSR2) so that one SIGUSR2 is pending. Prints "ready".
  * Commands:
- *   state  -> "state usr1=<n> usr2=<n> onstack=<n> blocked=<0|1> pending=<0|1> pipe=<ign|dfl> alt=<0|1>"
+ *   state  -> "state usr1=<n> usr2=<n> alrm=<n> chld=<n> onstack=<n> blocked=<0|1> pending=<0|1> pipe=<ign|dfl> alt=<0|1>"
  *   usr1   -> raise(SIGUSR1), then "state ..." (the handler ran?)
  *   unblock-> unblock SIGUSR2 (the pending one is delivered), then "state ..."
  *   exit N
@@ -14,7 +14,7 @@
 #include <signal.h>
 #include "lineio.h"
 
-static volatile sig_atomic_t usr1, usr2, onstack;
+static volatile sig_atomic_t usr1, usr2, alrm, chld, onstack;
 static char altstack[64 * 1024];
 
 static void on_usr1(int sig)
@@ -33,6 +33,14 @@ static void on_usr2(int sig)
 	usr2++;
 }
 
+static void on_other(int sig)
+{
+	if (sig == SIGALRM)
+		alrm++;
+	else if (sig == SIGCHLD)
+		chld++;
+}
+
 static void state(void)
 {
 	sigset_t cur, pend;
@@ -43,8 +51,8 @@ static void state(void)
 	stack_t ss;
 	sigaltstack(NULL, &ss);
 	int alt = !(ss.ss_flags & SS_DISABLE) && ss.ss_sp == altstack && ss.ss_size == sizeof altstack;
-	putf("state usr1=%d usr2=%d onstack=%d blocked=%d pending=%d pipe=%s alt=%d\n",
-	     (int)usr1, (int)usr2, (int)onstack, sigismember(&cur, SIGUSR2), sigismember(&pend, SIGUSR2),
+	putf("state usr1=%d usr2=%d alrm=%d chld=%d onstack=%d blocked=%d pending=%d pipe=%s alt=%d\n",
+	     (int)usr1, (int)usr2, (int)alrm, (int)chld, (int)onstack, sigismember(&cur, SIGUSR2), sigismember(&pend, SIGUSR2),
 	     sa.sa_handler == SIG_IGN ? "ign" : "dfl", alt);
 }
 
@@ -60,6 +68,9 @@ int main(void)
 	sa.sa_handler = on_usr2;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = on_other;
+	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t m;
 	sigemptyset(&m);
