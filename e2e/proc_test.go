@@ -150,12 +150,16 @@ type proc struct {
 type procConfig struct {
 	stdout *os.File
 	cred   *syscall.Credential
+	dir    string
 }
 
 type procOpt func(*procConfig)
 
 // withStdout gives the process this file as its stdout (instead of a pipe).
 func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f } }
+
+// inDir runs the process in dir.
+func inDir(dir string) procOpt { return func(c *procConfig) { c.dir = dir } }
 
 // asUser runs the process with these credentials.
 func asUser(cred *syscall.Credential) procOpt { return func(c *procConfig) { c.cred = cred } }
@@ -177,6 +181,7 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	if cfg.cred != nil {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred}
 	}
+	p.cmd.Dir = cfg.dir
 
 	var childEnds []*os.File
 	pipe := func() (r, w *os.File) {
