@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/cryo-project/cryo/image"
+)
+
+// rewriteImage copies the executable in to out with its image re-encoded
+// through editMeta and editPages (either may be nil): a way to make an
+// image from another machine without that machine.
+func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), editPages func(vaddr uint64, data []byte)) {
+	t.Helper()
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sec, err := image.OpenEmbedded(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, off, _ := sec.Outer()
+	r, err := image.NewReader(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := io.Copy(o, io.NewSectionReader(f, 0, off)); err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriter(o)
+	w, err := image.NewWriter(bw, r.Arch(), r.PageSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if editMeta != nil {
+		editMeta(p)
+	}
+	if err := w.WriteMeta(p); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		vaddr, data, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if editPages != nil {
+			editPages(vaddr, data)
+		}
+		if err := w.WritePages(vaddr, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.CloseWithTail(r.Tail()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := image.WriteTrailer(o, off, w.Written()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// frozenPipe freezes a pipe victim and returns its image.
+func frozenPipe(t *testing.T) string {
+	t.Helper()
+	p := startProc(t, "pipe", buildVictim(t, "pipe"), nil)
+	p.expect("ready")
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(t.TempDir(), "pipe.bin")
+	freezeKill(t, p, img)
+	return img
+}
+
+// TestThawOnAnotherMachine: images made as if on another machine. A CPU
+// lacking a feature the process may use is refused unless overridden;
+// another kernel's vdso, or another CPU's xsave layout, is refused before
+// anything is changed; nothing is left running.
+func TestThawOnAnotherMachine(t *testing.T) {
+	setup(t)
+	img := frozenPipe(t)
+	dir := filepath.Dir(img)
+
+	cpu := filepath.Join(dir, "cpu.bin")
+	rewriteImage(t, img, cpu, func(p *image.Process) {
+		p.CPUFeatures = append(p.CPUFeatures, "avx1024f")
+	}, nil)
+	requireToolError(t, runTool(t, cpu), 1, []string{"cpu.bin: "}, "lacks", "avx1024f")
+	requireToolError(t, runTool(t, thawBin, cpu), 1, []string{"thaw: "}, "lacks", "avx1024f")
+	th := startProc(t, "thaw --ignore-cpu", thawBin, []string{"--ignore-cpu", cpu})
+	th.ask("forced", "got forced")
+
+	var vdso image.VMA
+	kernel := filepath.Join(dir, "kernel.bin")
+	rewriteImage(t, img, kernel, func(p *image.Process) {
+		p.Kernel = "0.0.0-elsewhere"
+		for _, v := range p.VMAs {
+			if v.Kind == image.VMAVDSO {
+				vdso = v
+			}
+		}
+	}, func(vaddr uint64, data []byte) {
+		if vaddr >= vdso.Start && vaddr < vdso.End {
+			data[100] ^= 0xff // another build of the vdso
+		}
+	})
+	if vdso.End == 0 {
+		t.Fatal("the image has no vdso")
+	}
+	requireToolError(t, runTool(t, kernel), 1, []string{"thaw: "}, "vdso differs", "0.0.0-elsewhere")
+
+	xsave := filepath.Join(dir, "xsave.bin")
+	rewriteImage(t, img, xsave, func(p *image.Process) {
+		p.Threads[0].FPU = append(p.Threads[0].FPU, make([]byte, 64)...)
+	}, nil)
+	requireToolError(t, runTool(t, xsave), 1, []string{"thaw: "}, "FPU", "bytes")
+
+	// The untouched image still thaws.
+	ok := thaw(t, img, false)
+	ok.ask("still", "got still")
+}
+
+// TestUnsupportedMapping: System V shared memory is refused at freeze
+// with a clear error; the target goes on.
+func TestUnsupportedMapping(t *testing.T) {
+	setup(t)
+	p := startProc(t, "sysvshm", buildVictim(t, "sysvshm"), nil)
+	p.expect("ready")
+	waitInSyscall(t, p, sysRead)
+	dir := t.TempDir()
+	r := runTool(t, freezeBin, "-o", filepath.Join(dir, "shm.bin"), strconv.Itoa(p.pid()))
+	requireToolError(t, r, 1, []string{"freeze: "}, "System V shared memory", "unsupported")
+	requireNoOutput(t, dir)
+	p.requireUndisturbed()
+	p.ask("ping", "pong")
+}
