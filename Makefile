@@ -5,7 +5,7 @@ export CGO_ENABLED = 0
 
 BINS := bin/freeze bin/thaw
 
-.PHONY: all build test vet demo bench fuzz clean
+.PHONY: all build test test-arm64 vet demo bench fuzz clean
 
 all: build
 
@@ -19,6 +19,12 @@ FORCE:
 # The whole suite: unit tests and the end-to-end tests on real processes.
 test: build vet
 	$(GO) test -count=1 -timeout 8m ./...
+
+# The tests on linux/arm64: cross-compiled, run in Debian's arm64 kernel
+# under qemu-system-aarch64 (see scripts/arm64/test.sh; .ci/run installs
+# what it needs).
+test-arm64:
+	GO=$(GO) bash scripts/arm64/test.sh
 
 vet:
 	GOARCH=amd64 $(GO) vet ./...
@@ -36,4 +42,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $${FUZZTIME:-60s} ./image/
 
 clean:
-	rm -rf bin
+	rm -rf bin build

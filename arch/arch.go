@@ -47,4 +47,12 @@ type Host struct {
 	// a code buffer at an instruction boundary.
 	SyscallInsn []byte
 	FindSyscall func(code []byte) (int, bool)
+
+	// TLSNT is the regset with the TLS pointer when it is not among the
+	// general registers (arm64 NT_ARM_TLS: TPIDR_EL0), 0 otherwise.
+	TLSNT int
+	// SyscallNoNT is the regset with the syscall number the kernel's
+	// restart logic reads when it is not among the general registers
+	// (arm64 NT_ARM_SYSTEM_CALL), 0 otherwise.
+	SyscallNoNT int
 }

@@ -1,8 +1,6 @@
 package arch
 
 import (
-	"bytes"
-
 	"github.com/cryo-project/cryo/arch/arm64"
 	"github.com/cryo-project/cryo/image"
 )
@@ -13,10 +11,12 @@ func (r *arm64Regs) PC() uint64 { return r.Pc }
 
 // Current is the host architecture.
 var Current = Host{
-	Image:  image.ArchARM64,
-	RegsNT: arm64.NT_PRSTATUS,
-	FPUNT:  arm64.NT_PRFPREG,
-	FPUMax: 528,
+	Image:       image.ArchARM64,
+	RegsNT:      arm64.NT_PRSTATUS,
+	FPUNT:       arm64.NT_PRFPREG,
+	FPUMax:      arm64.FPSIMDSize,
+	TLSNT:       arm64.NT_ARM_TLS,
+	SyscallNoNT: arm64.NT_ARM_SYSTEM_CALL,
 	Sys: Sysno{
 		Openat: arm64.SysOpenat, Close: arm64.SysClose, Mmap: arm64.SysMmap,
 		Mprotect: arm64.SysMprotect, Munmap: arm64.SysMunmap, Mremap: arm64.SysMremap,
@@ -38,16 +38,6 @@ var Current = Host{
 	StubCode:          arm64.StubCode(),
 	StubSyscallOffset: arm64.StubSyscallOffset,
 	ELFMachine:        arm64.ELFMachine,
-	SyscallInsn:       arm64.SvcInsn,
-	FindSyscall:       findSvcARM64,
-}
-
-// findSvcARM64: arm64 instructions are 4 bytes, 4-aligned.
-func findSvcARM64(code []byte) (int, bool) {
-	for off := 0; off+4 <= len(code); off += 4 {
-		if bytes.Equal(code[off:off+4], arm64.SvcInsn) {
-			return off, true
-		}
-	}
-	return 0, false
+	SyscallInsn:       arm64.SyscallInsn,
+	FindSyscall:       arm64.FindSyscall,
 }

@@ -154,8 +154,10 @@ func TestFreezeFaults(t *testing.T) {
 }
 
 // pausedFreeze runs freeze with a pause at step; during runs while it is
-// paused (the target seized and stopped), then the freeze goes on.
-func pausedFreeze(t *testing.T, step string, during func(freeze *exec.Cmd), args ...string) toolResult {
+// paused (the target seized and stopped); then, if during returns true,
+// the pause ends and the freeze goes on (else it stays paused until
+// freeze gives up by itself, say on a signal).
+func pausedFreeze(t *testing.T, step string, during func(freeze *exec.Cmd) bool, args ...string) toolResult {
 	t.Helper()
 	flag := filepath.Join(t.TempDir(), "paused")
 	return runToolWith(t, toolEnv{
@@ -172,8 +174,9 @@ func pausedFreeze(t *testing.T, step string, during func(freeze *exec.Cmd), args
 				}
 				time.Sleep(time.Millisecond)
 			}
-			during(cmd)
-			os.Remove(flag)
+			if during(cmd) {
+				os.Remove(flag)
+			}
 		},
 	}, freezeBin, args...)
 }
@@ -188,7 +191,7 @@ func TestFreezeInterrupted(t *testing.T) {
 			p, verify := startChecked(t, "memcheck")
 			before := procSnapshot(t, p.pid())
 			dir := t.TempDir()
-			r := pausedFreeze(t, step, func(cmd *exec.Cmd) { cmd.Process.Signal(sig) },
+			r := pausedFreeze(t, step, func(cmd *exec.Cmd) bool { cmd.Process.Signal(sig); return false },
 				"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid()))
 			requireToolError(t, r, 1, []string{"freeze: "}, "interrupted")
 			requireNoOutput(t, dir)
@@ -205,7 +208,7 @@ func TestTargetDiesDuringFreeze(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			p, _ := startChecked(t, "memcheck")
 			dir := t.TempDir()
-			r := pausedFreeze(t, step, func(*exec.Cmd) { syscall.Kill(p.pid(), syscall.SIGKILL) },
+			r := pausedFreeze(t, step, func(*exec.Cmd) bool { syscall.Kill(p.pid(), syscall.SIGKILL); return true },
 				"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid()))
 			requireToolError(t, r, 1, []string{"freeze: "}, "exited during the freeze|no such process")
 			requireNoOutput(t, dir)
@@ -228,10 +231,11 @@ func TestSignalsDuringFreeze(t *testing.T) {
 			p.expect("ready")
 			waitInSyscall(t, p, sysRead)
 			img := filepath.Join(t.TempDir(), "sig.bin")
-			r := pausedFreeze(t, step, func(*exec.Cmd) {
+			r := pausedFreeze(t, step, func(*exec.Cmd) bool {
 				for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGALRM, syscall.SIGCHLD} {
 					syscall.Kill(p.pid(), s)
 				}
+				return true
 			}, "--leave-running", "-o", img, strconv.Itoa(p.pid()))
 			if r.code != 0 {
 				t.Fatalf("freeze failed:\n%s", r)
@@ -264,10 +268,11 @@ func TestStopContDuringFreeze(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, verify := startChecked(t, "memcheck")
 			img := filepath.Join(t.TempDir(), "out.bin")
-			r := pausedFreeze(t, "injecting", func(*exec.Cmd) {
+			r := pausedFreeze(t, "injecting", func(*exec.Cmd) bool {
 				for _, s := range tc.sigs {
 					syscall.Kill(p.pid(), s)
 				}
+				return true
 			}, "--leave-running", "-o", img, strconv.Itoa(p.pid()))
 			if r.code != 0 {
 				t.Fatalf("freeze failed:\n%s", r)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,17 @@ import (
 )
 
 // The victims are plain C programs in ../testdata, compiled with gcc at
-// test time, once per name and flag set (like delve's BuildFixture).
+// test time, once per name and flag set (like delve's BuildFixture). With
+// CRYO_E2E_VICTIM_DIR set they are taken prebuilt from there instead (for
+// a machine without gcc, such as the arm64 guest of scripts/arm64), named
+// as victimFile names them.
+
+const envVictimDir = "CRYO_E2E_VICTIM_DIR"
+
+// victimFile is the file name of victim name built with flags: the name
+// and the flags as they are, "counter", "counter-static",
+// "counter-pie-fPIE".
+func victimFile(name string, flags []string) string { return name + strings.Join(flags, "") }
 
 var (
 	victimMu    sync.Mutex
@@ -39,12 +50,19 @@ func buildVictimErr(name string, flags ...string) (string, error) {
 	if b, ok := victimCache[key]; ok {
 		return b.path, b.err
 	}
+	if dir := os.Getenv(envVictimDir); dir != "" {
+		out := filepath.Join(dir, victimFile(name, flags))
+		if _, err := os.Stat(out); err != nil {
+			return "", fmt.Errorf("%s: prebuilt victim: %w", envVictimDir, err)
+		}
+		return out, nil
+	}
 
 	src, err := filepath.Abs(filepath.Join("..", "testdata", name+".c"))
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(victimDir, fmt.Sprintf("%s-%d", name, len(victimCache)))
+	out := filepath.Join(victimDir, victimFile(name, flags))
 	args := append([]string{"-O2", "-g", "-Wall", "-o", out, src}, flags...)
 	cmd := exec.Command("gcc", args...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
@@ -60,7 +78,7 @@ func buildVictimErr(name string, flags ...string) (string, error) {
 // outside CI, when there is no gcc).
 func buildVictim(tb testing.TB, name string, flags ...string) string {
 	tb.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
+	if _, err := exec.LookPath("gcc"); err != nil && os.Getenv(envVictimDir) == "" {
 		skipOrFail(tb, "gcc not found: %v", err)
 	}
 	p, err := buildVictimErr(name, flags...)
@@ -74,7 +92,7 @@ func buildVictim(tb testing.TB, name string, flags ...string) string {
 // (outside CI), not a failure.
 func buildStaticVictim(tb testing.TB, name string) string {
 	tb.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
+	if _, err := exec.LookPath("gcc"); err != nil && os.Getenv(envVictimDir) == "" {
 		skipOrFail(tb, "gcc not found: %v", err)
 	}
 	p, err := buildVictimErr(name, flagsStatic...)

@@ -304,6 +304,16 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 	if th.FPU, err = ptrace.GetRegset(pid, f.host.FPUNT, f.host.FPUMax); err != nil {
 		return err
 	}
+	if f.host.TLSNT != 0 {
+		tls, err := ptrace.GetRegset(pid, f.host.TLSNT, 16)
+		if err != nil {
+			return err
+		}
+		if len(tls) < 8 {
+			return fmt.Errorf("TLS regset of pid %d is %d bytes, want at least 8", pid, len(tls))
+		}
+		th.TLS = binary.LittleEndian.Uint64(tls)
+	}
 	if f.host.Image == image.ArchAMD64 && len(th.FPU) >= 480 {
 		// The kernel's software-reserved bytes of the FXSAVE area
 		// carry the XCR0 feature mask the state was saved under.

@@ -48,6 +48,45 @@ func (s *Session) SavedRegs() []byte { return append([]byte(nil), s.saved...) }
 // SavedMask returns the signal mask as it was at Begin.
 func (s *Session) SavedMask() uint64 { return s.savedMask }
 
+// SetBase makes regs (a raw general regset) the registers the next calls
+// are built on and that End restores.
+func (s *Session) SetBase(regs []byte) { s.saved = append([]byte(nil), regs...) }
+
+// Settle moves the tracee from the syscall-exit stop an injected call
+// left it in to a PTRACE_EVENT_STOP on its way back to user mode
+// (PTRACE_INTERRUPT, then PTRACE_CONT). Registers written in a syscall
+// stop do not all stick: arm64 puts back x7, its entry/exit marker, when
+// the stop ends (report_syscall, arch/arm64/kernel/ptrace.c), so x7 keeps
+// its value from the first call of the session on; in the event stop the
+// next call's registers go in whole.
+// Precondition: called via Tracer.Do; tid is in a syscall-exit stop.
+func (s *Session) Settle() error {
+	if err := ptrace.Interrupt(s.Tid); err != nil {
+		return err
+	}
+	sig := 0
+	for {
+		if err := ptrace.Cont(s.Tid, sig); err != nil {
+			return err
+		}
+		st, err := ptrace.Wait(s.Tid)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Exited():
+			s.ended = true
+			return fmt.Errorf("tid %d %s while leaving a syscall stop: %w", s.Tid, st, ptrace.ErrExited)
+		case st.Event() == ptrace.EventStop:
+			return nil // the interrupt, or a group-stop: either will do
+		case st.SyscallStop() || st.Signal() == unix.SIGTRAP:
+			// It went back to user mode without stopping.
+			return fmt.Errorf("tid %d: %s where an event stop was expected", s.Tid, st)
+		}
+		sig = int(st.Signal()) // SIGSTOP: delivered, as resumeToSyscallStop does
+	}
+}
+
 // SetSite moves the syscall instruction used for the next calls.
 func (s *Session) SetSite(site uint64) { s.site = site }
 

@@ -2,6 +2,8 @@ package proc
 
 import (
 	"os"
+	"runtime"
+	"syscall"
 	"testing"
 )
 
@@ -41,7 +43,12 @@ func TestMapsAndStatOfSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := ReadStat(os.Getpid())
+	// /proc/PID/stat shows the thread group leader, which need not be
+	// the thread running this test (it was asleep under qemu): read the
+	// calling thread's, which is running.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	st, err := ReadStat(syscall.Gettid())
 	if err != nil {
 		t.Fatal(err)
 	}

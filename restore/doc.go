@@ -38,10 +38,13 @@
 //     write the page records; mprotect to the final protections
 //  7. PR_SET_MM_MAP (brk, arg/env, auxv, exe), signal handlers,
 //     sigaltstack, tid address, robust list, rseq, name, pending signals
-//  8. the last injected call unmaps the stub region; stopped at its
-//     syscall exit, the helper loads the frozen registers (with the
-//     syscall-restart fix-up), the FPU/xsave state and the signal mask,
-//     and detaches (with SIGSTOP if the process was stopped)
+//  8. the last injected call unmaps the stub region; it enters from an
+//     event stop with the frozen registers around its own (arm64 puts
+//     back x7 from syscall entry at the end of a syscall stop); stopped
+//     at its syscall exit, the helper loads the frozen registers (with
+//     the syscall-restart fix-up), the FPU/xsave state, the TLS register
+//     (arm64) and the signal mask, and detaches (with SIGSTOP if the
+//     process was stopped)
 //
 // The address space during the restore:
 //

@@ -771,9 +771,6 @@ func (h *helper) restoreThread(th *image.Thread) error {
 // its syscall exit, loads the frozen registers and FPU state in that stop
 // and lets the process go: its next instruction is its own.
 func (h *helper) resume(th *image.Thread) error {
-	if _, err := h.s.SyscallNoReturn(h.host.Sys.Munmap, h.stub, stubRegionSize(h.ps)); err != nil {
-		return fmt.Errorf("unmap the restorer: %w", err)
-	}
 	regs, err := h.host.NewRegs(th.Regs)
 	if err != nil {
 		return err
@@ -781,10 +778,29 @@ func (h *helper) resume(th *image.Thread) error {
 	if what := regs.PrepareResume(); what != "" {
 		h.logf("frozen inside a syscall: %s", what)
 	}
+	// The last call is built on the frozen registers, from an event
+	// stop: arm64 gives x7 back its value at syscall entry when a syscall
+	// stop ends, whatever the tracer wrote (report_syscall,
+	// arch/arm64/kernel/ptrace.c), so the munmap must enter with it.
+	if err := h.s.Settle(); err != nil {
+		return err
+	}
+	h.s.SetBase(regs.Encode())
+	if _, err := h.s.SyscallNoReturn(h.host.Sys.Munmap, h.stub, stubRegionSize(h.ps)); err != nil {
+		return fmt.Errorf("unmap the restorer: %w", err)
+	}
 	err = errors.Join(
 		ptrace.SetRegset(h.pid, h.host.RegsNT, regs.Encode()),
 		ptrace.SetRegset(h.pid, h.host.FPUNT, th.FPU),
 		ptrace.SetSigMask(h.pid, th.SigMask))
+	if h.host.TLSNT != 0 {
+		err = errors.Join(err, ptrace.SetRegset(h.pid, h.host.TLSNT, binary.LittleEndian.AppendUint64(nil, th.TLS)))
+	}
+	if h.host.SyscallNoNT != 0 {
+		// Syscall number -1, as orig_rax on x86-64: no restart logic
+		// applies to the munmap this stop ends (in_syscall, arm64).
+		err = errors.Join(err, ptrace.SetRegset(h.pid, h.host.SyscallNoNT, []byte{0xff, 0xff, 0xff, 0xff}))
+	}
 	if err != nil {
 		// The stub is gone: nothing can run; kill rather than resume wrong.
 		unix.Kill(h.pid, unix.SIGKILL)

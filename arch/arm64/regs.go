@@ -1,8 +1,48 @@
-// Package arm64 holds the arm64 register layout, syscall numbers (the
-// generic table) and the stub code as plain data that compiles on any
-// host. The end-to-end arm64 port (regsets for FP/SIMD and TLS, signal
-// frame details, the emulated test run) is tracked separately; what is
-// here is what the shared interface in package arch needs to build.
+// Package arm64 holds the arm64 register layouts, syscall numbers (the
+// generic table), the injection bytes and the stub code as plain data: it
+// compiles on any host, so the layouts are unit-tested on x86-64 too
+// (delve's _arch.go idea). It has the same set as package amd64 (gVisor's
+// symmetry); code that talks to the kernel lives in ptrace/, inject/ and
+// restore/.
+//
+// What differs from x86-64, and where it is handled:
+//
+//   - Regsets. NT_PRSTATUS is struct user_pt_regs (x0-x30, sp, pc,
+//     pstate) and has no syscall-number slot like orig_rax: the kernel
+//     keeps that in pt_regs.syscallno, reachable through
+//     NT_ARM_SYSTEM_CALL. The FP/SIMD state is NT_PRFPREG (struct
+//     user_fpsimd_state, 528 bytes); the TLS pointer TPIDR_EL0 is not a
+//     general register but NT_ARM_TLS, carried in image.Thread.TLS.
+//   - Syscall restart. do_signal (arch/arm64/kernel/signal.c) rewinds pc
+//     to the svc and puts orig_x0 back in x0 *before* get_signal, so the
+//     registers a tracer reads from a task interrupted in a call already
+//     re-issue it; PrepareResume has nothing to do. For
+//     ERESTART_RESTARTBLOCK (nanosleep, clock_nanosleep, poll with a
+//     timeout...) they re-issue the same call with its original arguments
+//     (the switch to restart_syscall happens after the stop, and only if
+//     pc is still the svc): a thawed sleep starts over instead of
+//     returning EINTR as on x86-64. The same check is why the injector
+//     must never use the interrupted call's own svc: with pc back on it,
+//     the kernel would turn the first injected call into restart_syscall.
+//     freeze injects through an svc of the vdso, where no blocking call
+//     is made. The restart logic keys on pt_regs.syscallno: the restorer
+//     sets it to -1 before it lets the process go (NT_ARM_SYSTEM_CALL,
+//     arch.Host.SyscallNoNT), as orig_rax = -1 does on x86-64.
+//   - Syscall stops. At a syscall-entry or -exit stop the kernel shows 0
+//     or 1 in x7 and puts the x7 of the call's entry back when the stop
+//     ends, whatever the tracer wrote (report_syscall in
+//     arch/arm64/kernel/ptrace.c): from one injected call to the next, x7
+//     keeps the value it had when the first one was set up. Registers
+//     loaded at a syscall-exit stop get x7 from that call's entry, so the
+//     restorer sets up its last call (the munmap of the stub, after which
+//     it loads the frozen registers) from an event stop, on the frozen
+//     registers (inject.Session.Settle; SyscallStopScratch).
+//   - PSTATE. A register write never forces the single-step bit: the
+//     kernel sets DBG_SPSR_SS from TIF_SINGLESTEP and clears it otherwise,
+//     and masks the rest to a valid EL0 state (valid_user_regs and
+//     user_regs_reset_single_step in arch/arm64/kernel/ptrace.c). cryo
+//     never single-steps, so the frozen pstate is loaded as it is.
+//   - Signals. See signal.go.
 package arm64
 
 import (
@@ -22,33 +62,38 @@ type Regs struct {
 // RegsSize is sizeof(struct user_pt_regs).
 const RegsSize = 34 * 8
 
+func (r *Regs) fields() []*uint64 {
+	f := make([]*uint64, 0, 34)
+	for i := range r.X {
+		f = append(f, &r.X[i])
+	}
+	return append(f, &r.Sp, &r.Pc, &r.Pstate)
+}
+
 // Decode fills r from the raw regset bytes.
 func (r *Regs) Decode(b []byte) error {
 	if len(b) != RegsSize {
 		return fmt.Errorf("arm64 register set is %d bytes, want %d", len(b), RegsSize)
 	}
-	for i := range r.X {
-		r.X[i] = binary.LittleEndian.Uint64(b[i*8:])
+	for i, f := range r.fields() {
+		*f = binary.LittleEndian.Uint64(b[i*8:])
 	}
-	r.Sp = binary.LittleEndian.Uint64(b[31*8:])
-	r.Pc = binary.LittleEndian.Uint64(b[32*8:])
-	r.Pstate = binary.LittleEndian.Uint64(b[33*8:])
 	return nil
 }
 
 // Encode returns the raw regset bytes.
 func (r *Regs) Encode() []byte {
 	b := make([]byte, RegsSize)
-	for i, x := range r.X {
-		binary.LittleEndian.PutUint64(b[i*8:], x)
+	for i, f := range r.fields() {
+		binary.LittleEndian.PutUint64(b[i*8:], *f)
 	}
-	binary.LittleEndian.PutUint64(b[31*8:], r.Sp)
-	binary.LittleEndian.PutUint64(b[32*8:], r.Pc)
-	binary.LittleEndian.PutUint64(b[33*8:], r.Pstate)
 	return b
 }
 
-// SetSyscall prepares r to run syscall nr(args) at the svc at pc.
+// SetSyscall prepares r to run syscall nr with args at the svc at pc: the
+// number in x8, the arguments in x0-x5 (at most six); nothing else
+// changes. Unlike on x86-64 there is no restart logic to disable in
+// NT_PRSTATUS: it keys on pt_regs.syscallno (see the package doc).
 func (r *Regs) SetSyscall(pc, nr uint64, args ...uint64) {
 	r.Pc = pc
 	r.X[8] = nr
@@ -57,64 +102,53 @@ func (r *Regs) SetSyscall(pc, nr uint64, args ...uint64) {
 	}
 }
 
-// Return is the syscall return value (x0).
+// Return is the syscall's raw return value at syscall exit (x0).
 func (r *Regs) Return() uint64 { return r.X[0] }
 
-// PrepareResume: on arm64 the kernel has already rewound pc to the svc and
-// put orig_x0 back in x0 before the tracer sees an interrupted call, so
-// the registers as read re-issue it (DESIGN-NOTES, "Syscalls caught in
-// flight"); nothing is left to fix here.
+// Kernel restart codes (include/linux/errno.h). On arm64 a tracer never
+// sees them in a stopped task's x0 (see the package doc); the injector
+// still gets them as the return value of an injected call interrupted by
+// a signal.
+const (
+	ERESTARTSYS           = 512
+	ERESTARTNOINTR        = 513
+	ERESTARTNOHAND        = 514
+	ERESTART_RESTARTBLOCK = 516
+	EINTR                 = 4
+)
+
+// SyscallInsnLen is the length of the svc instruction: do_signal rewinds
+// pc by this much to restart a call.
+const SyscallInsnLen = 4
+
+// SyscallStopScratch is the register the kernel uses at a syscall stop to
+// tell entry (0) from exit (1); its value at the call's entry comes back
+// when the stop ends, whatever the tracer set (report_syscall,
+// arch/arm64/kernel/ptrace.c).
+const SyscallStopScratch = 7
+
+// PrepareResume applies, for a task that will resume in a new process,
+// the fix-up the kernel would have made on its way back to user mode.
+// On arm64 it already made it before the tracer saw the stop: a call
+// interrupted with ERESTARTSYS/NOINTR/NOHAND/RESTARTBLOCK shows pc on its
+// svc and its first argument back in x0, so resuming re-issues it (see
+// the package doc). Nothing is left to do; it returns "".
 func (r *Regs) PrepareResume() string { return "" }
 
-// SvcInsn is `svc #0`.
-var SvcInsn = []byte{0x01, 0x00, 0x00, 0xd4}
+// SyscallInsn is the instruction the injector runs: `svc #0`. No brk
+// follows: the injector stops the task at syscall exit with
+// PTRACE_SYSCALL, so no byte of the target is ever written.
+var SyscallInsn = []byte{0x01, 0x00, 0x00, 0xd4}
 
-// StubCode: mov x0, #127; mov x8, #94 (exit_group); svc #0; brk #0.
-func StubCode() []byte {
-	return []byte{
-		0xe0, 0x0f, 0x80, 0xd2, // mov x0, #127
-		0xc8, 0x0b, 0x80, 0xd2, // mov x8, #94
-		0x01, 0x00, 0x00, 0xd4, // svc #0
-		0x00, 0x00, 0x20, 0xd4, // brk #0
+// FindSyscall returns the offset of the first `svc #0` in code. arm64
+// instructions are 4 bytes and 4-aligned, so only aligned words are
+// compared; such a word executes as `svc #0` wherever it lies, even in a
+// literal pool, which is all the injector needs of it.
+func FindSyscall(code []byte) (int, bool) {
+	for off := 0; off+4 <= len(code); off += 4 {
+		if binary.LittleEndian.Uint32(code[off:]) == binary.LittleEndian.Uint32(SyscallInsn) {
+			return off, true
+		}
 	}
+	return 0, false
 }
-
-// StubSyscallOffset is the offset of the svc in StubCode.
-const StubSyscallOffset = 8
-
-// ELFMachine is EM_AARCH64.
-const ELFMachine = 183
-
-// Regset note types.
-const (
-	NT_PRSTATUS = 1
-	NT_PRFPREG  = 2
-	NT_ARM_TLS  = 0x401
-)
-
-// Syscall numbers (include/uapi/asm-generic/unistd.h).
-const (
-	SysOpenat           = 56
-	SysClose            = 57
-	SysLseek            = 62
-	SysMmap             = 222
-	SysMprotect         = 226
-	SysMunmap           = 215
-	SysMremap           = 216
-	SysBrk              = 214
-	SysRtSigaction      = 134
-	SysSigaltstack      = 132
-	SysPrctl            = 167
-	SysSetTidAddress    = 96
-	SysSetRobustList    = 99
-	SysGetRobustList    = 100
-	SysRseq             = 293
-	SysDup3             = 24
-	SysChdir            = 49
-	SysFcntl            = 25
-	SysRtSigqueueinfo   = 138
-	SysRtTgsigqueueinfo = 240
-	SysExitGroup        = 94
-	SysGetpid           = 172
-	SysGettid           = 178
-)

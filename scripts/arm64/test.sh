@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# make test-arm64: cryo's tests on linux/arm64 under emulation.
+#
+# Cross-compiles (GOARCH=arm64 CGO_ENABLED=0) the unit-test binaries, the
+# e2e test binary, bin/freeze, bin/thaw and the guest's init
+# (scripts/arm64/init), and the C victims with aarch64-linux-gnu-gcc;
+# packs them with the arm64 glibc into an initramfs; boots Debian's arm64
+# kernel (scripts/arm64/kernel.sh) under qemu-system-aarch64, where init
+# runs the tests; and passes only if the console shows init's pass marker.
+# qemu exits 0 even when the guest panics: the console alone is judged.
+#
+# Environment: CRYO_ARM64_TIMEOUT (seconds for the guest, default 480),
+# CRYO_ARM64_PKGS (the packages whose tests run, default ./...),
+# CRYO_ARM64_RUN / CRYO_ARM64_SKIP (override the e2e test selection).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+GO=${GO:-go}
+out=build/arm64
+root=$out/root
+console=$out/console.log
+timeout_s=${CRYO_ARM64_TIMEOUT:-480}
+start=$(date +%s)
+
+# The e2e tests that do not run in the guest, each for a named reason.
+# Arch-specific exclusions:
+#   TestRegisters, TestVictims/regs, TestFreezeFaults/regs: the regs
+#     victim is x86-64 assembly.
+# Guest-specific exclusions (the guest has no shell or binutils):
+#   TestImageReadelf: needs readelf.
+#   TestImageMode: runs freeze under /bin/sh to set the umask.
+e2e_run=${CRYO_ARM64_RUN:-.}
+e2e_skip=${CRYO_ARM64_SKIP:-'^TestRegisters$|^TestVictims$/^regs$|^TestFreezeFaults$/regs|^TestImageReadelf$|^TestImageMode$'}
+
+need() {
+  if ! command -v "$1" >/dev/null; then
+    echo "test-arm64: $1 not found: apt-get install $2 (.ci/run installs it)" >&2
+    exit 1
+  fi
+}
+need qemu-system-aarch64 qemu-system-arm
+need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+need cpio cpio
+if [ ! -e /usr/aarch64-linux-gnu/lib/libc.a ]; then
+  echo "test-arm64: no static arm64 libc: apt-get install libc6-dev-arm64-cross" >&2
+  exit 1
+fi
+kernel=$(scripts/arm64/kernel.sh)
+
+rm -rf "$root"
+mkdir -p "$root"/{cryo/bin,cryo/tests,cryo/victims,lib/aarch64-linux-gnu,proc,sys,dev,tmp}
+
+# Go: init, the tools, one test binary per package with tests.
+export GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+$GO build -trimpath -o "$root/init" ./scripts/arm64/init
+$GO build -trimpath -o "$root/cryo/bin/" ./cmd/freeze ./cmd/thaw
+plan=$root/cryo/plan
+{
+  echo "# written by scripts/arm64/test.sh"
+  # Every skip for a missing facility fails: the exclusions are above.
+  echo "env CI=true"
+  echo "env CRYO_E2E_BIN_DIR=/cryo/bin"
+  echo "env CRYO_E2E_VICTIM_DIR=/cryo/victims"
+} >"$plan"
+mod=$($GO list -m)
+e2e_line=
+for pkg in $($GO list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ${CRYO_ARM64_PKGS:-./...}); do
+  rel=${pkg#"$mod"}
+  rel=${rel#/}
+  name=$(echo "$rel" | tr / _)
+  $GO test -c -o "$root/cryo/tests/$name.test" "./$rel"
+  mkdir -p "$root/cryo/src/$rel"
+  if [ -d "$rel/testdata" ]; then
+    cp -r "$rel/testdata" "$root/cryo/src/$rel/"
+  fi
+  args="-test.v -test.count=1 -test.timeout=6m"
+  if [ "$rel" = e2e ]; then
+    # Last: the unit tests fail faster.
+    e2e_line="run /cryo/src/$rel /cryo/tests/$name.test $args -test.run=$e2e_run -test.skip=$e2e_skip"
+  else
+    echo "run /cryo/src/$rel /cryo/tests/$name.test $args" >>"$plan"
+  fi
+done
+[ -n "$e2e_line" ] && echo "$e2e_line" >>"$plan"
+unset GOOS GOARCH CGO_ENABLED
+
+# The C victims, named as e2e/victims_test.go's victimFile names them:
+# each one plain, and the counter in every flag set the tests use.
+cc=aarch64-linux-gnu-gcc
+for src in testdata/*.c; do
+  name=$(basename "$src" .c)
+  [ "$name" = regs ] && continue # x86-64 assembly
+  $cc -O2 -g -Wall -o "$root/cryo/victims/$name" "$src"
+done
+$cc -O2 -g -Wall -o "$root/cryo/victims/counter-static" testdata/counter.c -static
+$cc -O2 -g -Wall -o "$root/cryo/victims/counter-pie-fPIE" testdata/counter.c -pie -fPIE
+$cc -O2 -g -Wall -o "$root/cryo/victims/counter-no-pie-fno-pie" testdata/counter.c -no-pie -fno-pie
+# The dynamic ones need the arm64 glibc at its usual place.
+for lib in ld-linux-aarch64.so.1 libc.so.6; do
+  cp /usr/aarch64-linux-gnu/lib/$lib "$root/lib/aarch64-linux-gnu/"
+done
+ln -s aarch64-linux-gnu/ld-linux-aarch64.so.1 "$root/lib/ld-linux-aarch64.so.1"
+
+initrd=$out/initramfs.gz
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$initrd"
+built=$(date +%s)
+echo "test-arm64: built in $((built - start)) s; initramfs $(du -h "$initrd" | cut -f1); booting $kernel"
+
+# -nic none: no NIC, so no ipxe ROM is needed. cortex-a57: -cpu max is
+# much slower under TCG.
+set +e
+timeout --foreground -k 10 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 1024 \
+  -nographic -nic none -no-reboot \
+  -kernel "$kernel" -initrd "$initrd" \
+  -append "console=ttyAMA0 panic=-1 loglevel=4" </dev/null 2>&1 | tee "$console"
+rc=${PIPESTATUS[0]}
+set -e
+end=$(date +%s)
+log=$(tr -d '\r' <"$console")
+result=$(printf '%s\n' "$log" | sed -n 's/^CRYO_ARM64_RESULT=\([A-Z]*\)$/\1/p' | tail -n1)
+fail() {
+  echo "test-arm64: FAIL: $* (guest ran $((end - built)) s; console in $console)" >&2
+  exit 1
+}
+if printf '%s\n' "$log" | grep -q 'Kernel panic'; then
+  fail "the guest kernel panicked"
+fi
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  fail "no result within ${timeout_s} s (timeout)"
+fi
+case "$result" in
+PASS) ;;
+FAIL) fail "tests failed in the guest" ;;
+NOTESTS) fail "a test binary ran no test" ;;
+INITERROR) fail "the guest's init could not run the tests" ;;
+"") fail "no result marker on the console (qemu exit status $rc)" ;;
+*) fail "unknown result $result" ;;
+esac
+if [ "$rc" != 0 ]; then
+  fail "qemu exited with status $rc"
+fi
+echo "test-arm64: PASS in $((end - start)) s (guest $((end - built)) s)"
