@@ -17,6 +17,7 @@
 //	| META record                    |   |
 //	| PAGES record                   |   |  the image stream
 //	| PAGES record ...               |   |  (image length bytes)
+//	| TAIL record (optional)         |   |
 //	| END record                     |  /
 //	+--------------------------------+  <- file size - 32
 //	| trailer              32 bytes  |
@@ -45,12 +46,16 @@
 //	24  crc32c of bytes 0-23   uint32
 //
 //	record:
-//	 0  type                   uint32  1 META, 2 PAGES, 3 END
+//	 0  type                   uint32  1 META, 2 PAGES, 3 END, 4 TAIL
 //	 4  payload length         uint32
 //	 8  crc32c of the payload  uint32
 //	12  payload
 //
 //	META payload: the Process, encoded as JSON (at most 64 MiB).
+//
+//	TAIL payload: the Tail, JSON: state read after the pages were written
+//	(the signals pending when the freeze ended). At most one, after the
+//	last PAGES record.
 //
 //	PAGES payload:
 //	 0  address of first page  uint64  page-aligned
@@ -64,7 +69,8 @@
 //	 8  total number of pages    uint64
 //
 // An image is the header, exactly one META record, any number of PAGES
-// records and one END record, and nothing after it. The pages of a
+// records, at most one TAIL record and one END record, and nothing after
+// it. The pages of a
 // PAGES record lie inside one VMA of the metadata. Records are numbered
 // from 0 (META) in error messages.
 //

@@ -142,21 +142,29 @@ func (w *Writer) WriteMeta(p *Process) error {
 	if err := validateProcess(p, w.arch, w.pageSize); err != nil {
 		return fmt.Errorf("WriteMeta: %w", err)
 	}
-	js, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("WriteMeta: encoding metadata: %w", err)
-	}
-	if len(js) > maxMetaSize {
-		return fmt.Errorf("WriteMeta: metadata is %d bytes, more than the limit of %d", len(js), maxMetaSize)
-	}
-	rec := make([]byte, recordHeaderSize+len(js))
-	copy(rec[recordHeaderSize:], js)
-	putRecordHeader(rec, recMeta, js)
-	if err := w.write(rec); err != nil {
-		return fmt.Errorf("writing META record: %w", err)
+	if err := w.jsonRecord(recMeta, p); err != nil {
+		return fmt.Errorf("WriteMeta: %w", err)
 	}
 	w.vmas = append([]VMA(nil), p.VMAs...)
 	w.state = wantPages
+	return nil
+}
+
+// jsonRecord writes v, JSON-encoded, as a record of type typ (META, TAIL).
+func (w *Writer) jsonRecord(typ uint32, v any) error {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding the %s record: %w", recordName(typ), err)
+	}
+	if len(js) > maxMetaSize {
+		return fmt.Errorf("the %s record is %d bytes, more than the limit of %d", recordName(typ), len(js), maxMetaSize)
+	}
+	rec := make([]byte, recordHeaderSize+len(js))
+	copy(rec[recordHeaderSize:], js)
+	putRecordHeader(rec, typ, js)
+	if err := w.write(rec); err != nil {
+		return fmt.Errorf("writing the %s record: %w", recordName(typ), err)
+	}
 	return nil
 }
 
@@ -230,18 +238,8 @@ func (w *Writer) CloseWithTail(t *Tail) error {
 		}
 	}
 	if t != nil {
-		js, err := json.Marshal(t)
-		if err != nil {
-			return fmt.Errorf("encoding TAIL record: %w", err)
-		}
-		if len(js) > maxMetaSize {
-			return fmt.Errorf("TAIL record is %d bytes, more than the limit of %d", len(js), maxMetaSize)
-		}
-		rec := make([]byte, recordHeaderSize+len(js))
-		copy(rec[recordHeaderSize:], js)
-		putRecordHeader(rec, recTail, js)
-		if err := w.write(rec); err != nil {
-			return fmt.Errorf("writing TAIL record: %w", err)
+		if err := w.jsonRecord(recTail, t); err != nil {
+			return err
 		}
 	}
 	rec := make([]byte, recordHeaderSize+endPayloadSize)

@@ -94,37 +94,29 @@ func (s *Session) SetSite(site uint64) { s.site = site }
 // Precondition: called via Tracer.Do.
 func (s *Session) Syscall(nr uint64, args ...uint64) (uint64, error) {
 	for try := 0; ; try++ {
-		if err := s.enter(nr, args); err != nil {
-			return 0, err
-		}
-		if err := s.resumeToSyscallStop(ptrace.SyscallInfoExit); err != nil {
-			return 0, err
-		}
-		raw, err := ptrace.GetRegset(s.Tid, s.host.RegsNT, 1024)
-		if err != nil {
-			return 0, err
-		}
-		r, err := s.host.NewRegs(raw)
-		if err != nil {
-			return 0, err
-		}
-		ret := r.Return()
-		if e := int64(ret); e < 0 && e >= -4095 {
-			switch -e {
-			case 512, 513, 514, 516: // ERESTART*: interrupted, issue it again
-				if try < 3 {
-					continue
-				}
+		ret, err := s.SyscallNoReturn(nr, args...)
+		switch err {
+		case errRestart512, errRestart513, errRestart514, errRestart516:
+			// ERESTART*: interrupted, issue it again.
+			if try < 3 {
+				continue
 			}
-			return ret, unix.Errno(-e)
 		}
-		return ret, nil
+		return ret, err
 	}
 }
 
+// The kernel's restart codes as errnos (include/linux/errno.h).
+const (
+	errRestart512 = unix.Errno(512)
+	errRestart513 = unix.Errno(513)
+	errRestart514 = unix.Errno(514)
+	errRestart516 = unix.Errno(516)
+)
+
 // SyscallNoReturn runs nr(args) up to its syscall-exit stop and leaves the
-// tracee there: for the call that unmaps the very instruction it ran
-// from, after which only new registers may be set.
+// tracee there, issuing it only once: for the call that unmaps the very
+// instruction it ran from, after which only new registers may be set.
 // Precondition: called via Tracer.Do.
 func (s *Session) SyscallNoReturn(nr uint64, args ...uint64) (uint64, error) {
 	if err := s.enter(nr, args); err != nil {
