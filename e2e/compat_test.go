@@ -152,3 +152,21 @@ func TestUnsupportedMapping(t *testing.T) {
 	p.requireUndisturbed()
 	p.ask("ping", "pong")
 }
+
+// TestThawXCR0: an image whose XCR0 names a state component this CPU
+// lacks (bit 62, never defined) is refused before anything changes.
+func TestThawXCR0(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	img := frozenPipe(t)
+	var xcr0 uint64
+	bad := filepath.Join(filepath.Dir(img), "xcr0.bin")
+	rewriteImage(t, img, bad, func(p *image.Process) {
+		xcr0 = p.XSaveMask
+		p.XSaveMask |= 1 << 62
+	}, nil)
+	if xcr0&0x3 != 0x3 {
+		t.Errorf("recorded XCR0 %#x lacks x87 and SSE: not read from the right place", xcr0)
+	}
+	requireToolError(t, runTool(t, bad), 1, []string{"thaw: "}, "XSAVE", "0x4000000000000000")
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,9 +96,16 @@ func startChecked(t *testing.T, name string) (*proc, func()) {
 			}
 		}
 	case "regs":
-		requireAMD64(t)
-		p = startProc(t, name, buildVictim(t, name), nil)
-		p.expect("ready mode=")
+		// The registers victim is assembly: regs.c on x86-64, its twin
+		// regs-arm64.c on arm64.
+		if runtime.GOARCH == "arm64" {
+			p = startProc(t, name, buildVictim(t, "regs-arm64"), nil)
+			p.expect("ready")
+		} else {
+			requireAMD64(t)
+			p = startProc(t, name, buildVictim(t, name), nil)
+			p.expect("ready mode=")
+		}
 		verify = func() {
 			if _, err := p.stdin.Write([]byte("x")); err != nil {
 				t.Fatal(err)

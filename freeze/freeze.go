@@ -314,10 +314,8 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 		}
 		th.TLS = binary.LittleEndian.Uint64(tls)
 	}
-	if f.host.Image == image.ArchAMD64 && len(th.FPU) >= 480 {
-		// The kernel's software-reserved bytes of the FXSAVE area
-		// carry the XCR0 feature mask the state was saved under.
-		p.XSaveMask = binary.LittleEndian.Uint64(th.FPU[464+8:])
+	if f.host.Image == image.ArchAMD64 {
+		p.XSaveMask = xcr0(th.FPU)
 	}
 	rs, err := ptrace.GetRseq(pid)
 	if err != nil {
@@ -419,6 +417,16 @@ func pendingSignals(pid int) ([]image.Siginfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// xcr0 is the XCR0 feature mask the kernel reports in the software-
+// reserved bytes of an NT_X86_XSTATE area (USER_XSTATE_XCR0_WORD,
+// arch/x86/include/asm/user.h), 0 if the area is too short.
+func xcr0(xsave []byte) uint64 {
+	if len(xsave) < 472 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(xsave[464:])
 }
 
 func parseSigSet(hex string) uint64 {

@@ -296,6 +296,15 @@ func (h *helper) checkFPU(th *image.Thread) error {
 	if len(cur) != len(th.FPU) {
 		return fmt.Errorf("the frozen FPU/vector state is %d bytes, this CPU's is %d: thaw it on a CPU of the same kind", len(th.FPU), len(cur))
 	}
+	if h.host.Image == image.ArchAMD64 && len(cur) >= 472 {
+		// XCR0 (USER_XSTATE_XCR0_WORD of the xsave area's software-
+		// reserved bytes): every state component the process had
+		// enabled must be enabled here too.
+		here := binary.LittleEndian.Uint64(cur[464:])
+		if missing := h.p.XSaveMask &^ here; missing != 0 {
+			return fmt.Errorf("this CPU or kernel lacks XSAVE state components %#x the process used (XCR0 %#x there, %#x here)", missing, h.p.XSaveMask, here)
+		}
+	}
 	return nil
 }
 
