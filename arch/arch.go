@@ -27,7 +27,7 @@ type Sysno struct {
 	RtSigaction, Sigaltstack, Prctl, SetTidAddress     uint64
 	SetRobustList, GetRobustList, Rseq, Dup3, Lseek    uint64
 	Chdir, Fcntl, RtSigqueueinfo, RtTgsigqueueinfo     uint64
-	ExitGroup, Getpid, Gettid                          uint64
+	ExitGroup, Getpid, Gettid, Ioctl                   uint64
 }
 
 // Host describes the machine cryo runs on.

@@ -28,7 +28,7 @@ var Current = Host{
 		Rseq: amd64.SysRseq, Dup3: amd64.SysDup3, Lseek: amd64.SysLseek, Chdir: amd64.SysChdir,
 		Fcntl: amd64.SysFcntl, RtSigqueueinfo: amd64.SysRtSigqueueinfo,
 		RtTgsigqueueinfo: amd64.SysRtTgsigqueueinfo, ExitGroup: amd64.SysExitGroup,
-		Getpid: amd64.SysGetpid, Gettid: amd64.SysGettid,
+		Getpid: amd64.SysGetpid, Gettid: amd64.SysGettid, Ioctl: amd64.SysIoctl,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &amd64Regs{}

@@ -26,7 +26,7 @@ var Current = Host{
 		Rseq: arm64.SysRseq, Dup3: arm64.SysDup3, Lseek: arm64.SysLseek, Chdir: arm64.SysChdir,
 		Fcntl: arm64.SysFcntl, RtSigqueueinfo: arm64.SysRtSigqueueinfo,
 		RtTgsigqueueinfo: arm64.SysRtTgsigqueueinfo, ExitGroup: arm64.SysExitGroup,
-		Getpid: arm64.SysGetpid, Gettid: arm64.SysGettid,
+		Getpid: arm64.SysGetpid, Gettid: arm64.SysGettid, Ioctl: arm64.SysIoctl,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &arm64Regs{}

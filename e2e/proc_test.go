@@ -151,12 +151,19 @@ type procConfig struct {
 	stdout *os.File
 	cred   *syscall.Credential
 	dir    string
+	stdio  *os.File // all of stdin, stdout and stderr (a terminal)
 }
 
 type procOpt func(*procConfig)
 
 // withStdout gives the process this file as its stdout (instead of a pipe).
 func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f } }
+
+// withStdio gives the process f as stdin, stdout and stderr (a terminal);
+// p.stdin, p.out and p.errs then see nothing.
+func withStdio(f *os.File) procOpt {
+	return func(c *procConfig) { c.stdio, c.stdout = f, f }
+}
 
 // inDir runs the process in dir.
 func inDir(dir string) procOpt { return func(c *procConfig) { c.dir = dir } }
@@ -207,6 +214,9 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	errR, errW := pipe()
 	p.cmd.Stderr = errW
 	childEnds = append(childEnds, errW)
+	if cfg.stdio != nil {
+		p.cmd.Stdin, p.cmd.Stderr = cfg.stdio, cfg.stdio
+	}
 
 	err := p.cmd.Start()
 	for _, f := range childEnds {

@@ -396,6 +396,20 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 			Handler: le.Uint64(b), Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
 	}
 
+	// Terminal modes of fds 0-2 (TCGETS), to set on the thawing terminal.
+	for i := range p.FDs {
+		fd := &p.FDs[i]
+		if fd.Kind != image.FDInherit || fd.Num > 2 || fd.Mode&unix.S_IFMT != unix.S_IFCHR {
+			continue
+		}
+		if _, err := s.Syscall(sys.Ioctl, uint64(fd.Num), unix.TCGETS, scratch); err != nil {
+			continue // not a terminal after all: nothing to carry
+		}
+		if fd.Termios, err = read(termiosSize); err != nil {
+			return err
+		}
+		fd.Termios = append([]byte(nil), fd.Termios...)
+	}
 	if p.Pending, err = pendingSignals(pid); err != nil {
 		return err
 	}
@@ -428,6 +442,10 @@ func xcr0(xsave []byte) uint64 {
 	}
 	return binary.LittleEndian.Uint64(xsave[464:])
 }
+
+// termiosSize is sizeof(struct termios) of the kernel's TCGETS (asm-generic
+// termbits: four tcflag_t, c_line, 19 c_cc).
+const termiosSize = 36
 
 func parseSigSet(hex string) uint64 {
 	var v uint64

@@ -125,8 +125,9 @@ const (
 	FDFile FDKind = iota + 1
 	// FDDevice: a character device other than a terminal (/dev/null...), reopened at Path.
 	FDDevice
-	// FDInherit: a terminal, pipe or socket on fds 0-2: connected to the
-	// thawing process's own descriptor of the same number.
+	// FDInherit: a terminal, pipe or socket on fds 0-2, or a copy of one
+	// of those on a higher fd (bash keeps its terminal on fd 255):
+	// connected to the thawing process's own descriptor Std.
 	FDInherit
 	// FDDirectory: a directory, reopened at Path.
 	FDDirectory
@@ -141,6 +142,14 @@ type FD struct {
 	Pos   int64
 	Size  int64 // size of a regular file at freeze, informative
 	Mode  uint32
+	// Std is, for FDInherit, which of the thawing process's fds 0-2
+	// this descriptor becomes (Num itself for fds 0-2).
+	Std int
+	// Termios is the kernel struct termios of a terminal on fds 0-2
+	// (TCGETS): its modes (raw for an editor, no echo for a password
+	// prompt) are the process's expectations, set again on the thawing
+	// terminal.
+	Termios []byte
 }
 
 // Siginfo is a pending signal as PTRACE_PEEKSIGINFO returned it.

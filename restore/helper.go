@@ -75,6 +75,7 @@ type helper struct {
 	pendData []byte
 	verbose  bool
 	start    time.Time
+	winch    bool // restored onto a terminal: send SIGWINCH once running
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -389,7 +390,7 @@ func (h *helper) restoreFDs() error {
 		return err
 	}
 	for _, n := range have {
-		if fd, ok := want[n]; ok && fd.Kind == image.FDInherit {
+		if fd, ok := want[n]; ok && fd.Kind == image.FDInherit && n <= 2 {
 			continue
 		}
 		if _, err := h.sys(fmt.Sprintf("close fd %d", n), sys.Close, uint64(n)); err != nil {
@@ -405,6 +406,16 @@ func (h *helper) restoreFDs() error {
 		if fd.Flags&unix.O_CLOEXEC != 0 {
 			cloexec = unix.O_CLOEXEC
 		}
+		if fd.Kind == image.FDInherit && fd.Num > 2 {
+			// A copy of fd 0-2 (bash's 255): copy the thaw's.
+			if !haveSet[fd.Std] || fd.Std > 2 || fd.Std < 0 {
+				continue
+			}
+			if _, err := h.sys(fmt.Sprintf("dup3 fd %d to %d", fd.Std, fd.Num), sys.Dup3, uint64(fd.Std), uint64(fd.Num), cloexec); err != nil {
+				return err
+			}
+			continue
+		}
 		if fd.Kind == image.FDInherit {
 			if !haveSet[fd.Num] {
 				continue // the thawing process has no such fd: leave it closed
@@ -415,6 +426,11 @@ func (h *helper) restoreFDs() error {
 			}
 			if _, err := h.sys("fcntl F_SETFD", sys.Fcntl, uint64(fd.Num), unix.F_SETFD, fl); err != nil {
 				return err
+			}
+			if len(fd.Termios) > 0 {
+				if err := h.setTermios(fd); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -442,6 +458,25 @@ func (h *helper) restoreFDs() error {
 			}
 		}
 	}
+	return nil
+}
+
+// setTermios gives the thawing terminal on fd.Num the modes the process
+// had set on its own (an editor's raw mode, a prompt's no-echo). Where the
+// thaw's fd is not a terminal there is nothing to set.
+func (h *helper) setTermios(fd image.FD) error {
+	addr, err := h.poke(0, fd.Termios)
+	if err != nil {
+		return err
+	}
+	_, err = h.s.Syscall(h.host.Sys.Ioctl, uint64(fd.Num), unix.TCSETS, addr)
+	if err == unix.ENOTTY || err == unix.EINVAL {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("set terminal modes on fd %d: %w", fd.Num, err)
+	}
+	h.winch = true
 	return nil
 }
 
@@ -822,5 +857,13 @@ func (h *helper) resume(th *image.Thread) error {
 		sig = int(unix.SIGSTOP)
 	}
 	h.logf("resuming")
-	return ptrace.Detach(h.pid, sig)
+	if err := ptrace.Detach(h.pid, sig); err != nil {
+		return err
+	}
+	if h.winch {
+		// Another terminal, maybe of another size: tell the process to
+		// look again, as a resize would (ignored by default).
+		unix.Kill(h.pid, unix.SIGWINCH)
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ const (
 	SysPrctl            = 157
 	SysArchPrctl        = 158
 	SysGettid           = 186
+	SysIoctl            = 16
 	SysSetTidAddress    = 218
 	SysExitGroup        = 231
 	SysRtTgsigqueueinfo = 297

@@ -26,6 +26,7 @@ const (
 	SysPrctl            = 167
 	SysGetpid           = 172
 	SysGettid           = 178
+	SysIoctl            = 29
 	SysBrk              = 214
 	SysMunmap           = 215
 	SysMremap           = 216
