@@ -1,5 +1,5 @@
 // Command init is PID 1 of the arm64 test guest that scripts/arm64/test.sh
-// boots under qemu: it mounts /proc, /sys, /dev and /tmp, runs the test
+// boots under qemu: it mounts /proc, /sys, /dev (with devpts) and /tmp, runs the test
 // binaries its plan lists one after the other, prints one result marker
 // on the console and powers the machine off.
 //
@@ -65,6 +65,19 @@ func mountAll() error {
 		}
 		if err := unix.Mount(m.fs, m.dir, m.fs, m.flags, ""); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.fs, m.dir, err)
+		}
+	}
+	// Pseudo-terminals for the terminal test: devpts, and /dev/ptmx
+	// pointing at its multiplexer where devtmpfs has none.
+	if err := os.MkdirAll("/dev/pts", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount devpts on /dev/pts: %w", err)
+	}
+	if _, err := os.Stat("/dev/ptmx"); err != nil {
+		if err := os.Symlink("pts/ptmx", "/dev/ptmx"); err != nil {
+			return err
 		}
 	}
 	return os.Chmod("/tmp", 0o1777)
