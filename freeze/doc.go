@@ -9,10 +9,9 @@
 //	smaps, stat, fds + fdinfo, cwd, auxv, exe, CPU flags               │
 //	GETREGSET (regs, xsave), GETSIGMASK, rseq config                   │
 //	inject: brk(0), mmap scratch, PR_GET_TID_ADDRESS,                  │
-//	        get_robust_list, sigaltstack, rt_sigaction, munmap         │
-//	PEEKSIGINFO (pending)                                              │
+//	        get_robust_list, sigaltstack, rt_sigaction, TCGETS, munmap │
 //	write: restorer ELF | header | META | PAGES... (vdso first)        │
-//	PEEKSIGINFO again → TAIL | END | trailer                           │
+//	PEEKSIGINFO (pending, after the pages) → TAIL | END | trailer      │
 //	fsync, rename OUT.cryo-tmp-* → OUT, fsync dir                      │
 //	default: SIGKILL (the process lives in OUT now)                    │
 //	--leave-running: PTRACE_DETACH ───────────────────── target runs ──┘

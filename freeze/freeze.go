@@ -410,9 +410,6 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 		}
 		fd.Termios = append([]byte(nil), fd.Termios...)
 	}
-	if p.Pending, err = pendingSignals(pid); err != nil {
-		return err
-	}
 	p.Threads = []image.Thread{th}
 	return nil
 }

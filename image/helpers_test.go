@@ -52,7 +52,6 @@ func testProcess(arch Arch, pageSize int) *Process {
 			{Tid: 4243, Regs: []byte{9, 8, 7}, TLS: 0xdead, AltStack: AltStack{SP: 0x1234, Flags: 2, Size: 8192}},
 		},
 		SigActions: []SigAction{{Signo: 2, Handler: textStart + 0x40, Flags: 0x04000000, Restorer: textStart + 0x80, Mask: 1}},
-		Pending:    []Siginfo{{Shared: true, Raw: [128]byte{0: 10, 127: 1}}},
 		FDs: []FD{
 			{Num: 0, Kind: FDInherit},
 			{Num: 3, Kind: FDFile, Path: "/tmp/log", Flags: 02001, Pos: 77, Size: 77, Mode: 0o100644},

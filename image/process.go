@@ -180,7 +180,6 @@ type Process struct {
 	VMAs       []VMA
 	Threads    []Thread
 	SigActions []SigAction
-	Pending    []Siginfo
 	FDs        []FD
 	// Stopped records that the process was in job-control stop (state T).
 	Stopped bool
@@ -191,7 +190,6 @@ type Process struct {
 // optional TAIL record, just before END.
 type Tail struct {
 	// Pending are the signals pending when the freeze ended, including
-	// those that arrived while it ran; thaw queues these rather than
-	// Process.Pending.
+	// those that arrived while it ran; thaw queues them.
 	Pending []Siginfo
 }

@@ -30,7 +30,7 @@ func runHelper() int {
 	ready := os.NewFile(fdReady, "ready")
 	h := &helper{pid: pid, stub: stub, host: arch.Current, ps: uint64(os.Getpagesize()),
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
-	h.site = stub + uint64(len(stubHeaderBytes())) + h.host.StubSyscallOffset
+	h.site = stub + stubCodeOffset + h.host.StubSyscallOffset
 	if err := h.open(os.NewFile(fdImage, "image")); err != nil {
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		return 1
@@ -155,8 +155,6 @@ func (h *helper) abort() error {
 	}
 	return err
 }
-
-func stubHeaderBytes() []byte { return make([]byte, 64+56*2) }
 
 // sys runs one injected syscall and names it in the error.
 func (h *helper) sys(name string, nr uint64, args ...uint64) (uint64, error) {
@@ -789,9 +787,9 @@ func (h *helper) restoreThread(th *image.Thread) error {
 	if _, err := h.sys("prctl(PR_SET_NAME)", sys.Prctl, unix.PR_SET_NAME, addr); err != nil {
 		return err
 	}
-	pending := h.p.Pending
+	var pending []image.Siginfo
 	if t := h.r.Tail(); t != nil {
-		pending = t.Pending // read at the end of the freeze: the later word
+		pending = t.Pending
 	}
 	for _, si := range pending {
 		addr, err := h.poke(0, si.Raw[:])

@@ -14,13 +14,19 @@ import (
 	"github.com/cryo-project/cryo/image"
 )
 
+// stubCodeOffset is where the stub's code starts in its ELF file and page:
+// after the ELF header and two program headers.
+const (
+	ehsize, phsize, nph = 64, 56, 2
+	stubCodeOffset      = ehsize + phsize*nph
+)
+
 // stubELF builds the thaw stub: a static ELF executable of one R+X page at
 // addr holding the arch's StubCode. The thawing process execs it, so that
 // it keeps its PID but loses the Go runtime, its threads and mappings;
 // the helper then rebuilds the image around it.
 func stubELF(h arch.Host, addr uint64) (elf []byte, site uint64) {
-	const ehsize, phsize, nph = 64, 56, 2
-	codeOff := uint64(ehsize + phsize*nph)
+	const codeOff = stubCodeOffset
 	code := h.StubCode
 	b := make([]byte, codeOff+uint64(len(code)))
 	le := binary.LittleEndian

@@ -31,9 +31,9 @@ func TestStubELF(t *testing.T) {
 	if f.Entry < addr || f.Entry >= site {
 		t.Errorf("entry %#x not before the site %#x", f.Entry, site)
 	}
-	// abort() computes the site from the header size: keep them in step.
-	if site != addr+uint64(len(stubHeaderBytes()))+arch.Current.StubSyscallOffset {
-		t.Errorf("site %#x disagrees with stubHeaderBytes", site)
+	// The helper computes the site from stubCodeOffset: keep them in step.
+	if site != addr+stubCodeOffset+arch.Current.StubSyscallOffset {
+		t.Errorf("site %#x disagrees with stubCodeOffset", site)
 	}
 }
 

@@ -97,9 +97,7 @@ func (r *Regs) Encode() []byte {
 func (r *Regs) SetSyscall(pc, nr uint64, args ...uint64) {
 	r.Pc = pc
 	r.X[8] = nr
-	for i, a := range args {
-		r.X[i] = a
-	}
+	copy(r.X[:], args)
 }
 
 // Return is the syscall's raw return value at syscall exit (x0).
