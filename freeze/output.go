@@ -1,10 +1,15 @@
 package freeze
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/cryo-project/cryo/image"
 )
 
 // output is the image file being written: a temporary name in the
@@ -84,5 +89,51 @@ func (o *output) commit(injected error) error {
 		d.Sync() // make the rename durable; best effort, the file itself is synced
 		d.Close()
 	}
+	return nil
+}
+
+// write streams the restorer, the image and the trailer into out.
+func (f *freezer) write(ctx context.Context, out *output, p *image.Process) error {
+	restorer := f.opts.Restorer
+	if restorer == "" {
+		restorer = "/proc/self/exe"
+	}
+	rf, err := os.Open(restorer)
+	if err != nil {
+		return fmt.Errorf("open the restorer %s: %w", restorer, err)
+	}
+	n, err := io.Copy(out.f, rf)
+	rf.Close()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	bw := bufio.NewWriterSize(out.f, 1<<20)
+	w, err := image.NewWriter(bw, f.host.Image, f.pageSize)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := w.WriteMeta(p); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := f.dumpPages(ctx, w, p); err != nil {
+		return err
+	}
+	// Signals that arrived while the pages were written are pending in
+	// the stopped target: they go in the image too, or a migrated
+	// process would lose them.
+	var tail image.Tail
+	if err := f.tr.Do(func() (err error) { tail.Pending, err = pendingSignals(f.pid); return err }); err != nil {
+		return err
+	}
+	if err := w.CloseWithTail(&tail); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	if err := image.WriteTrailer(out.f, n, w.Written()); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
+	f.logf("wrote %d pages (%d zero pages skipped), image %d bytes", f.res.Pages, f.res.ZeroPages, w.Written())
 	return nil
 }
