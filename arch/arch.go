@@ -28,6 +28,13 @@ type Sysno struct {
 	SetRobustList, GetRobustList, Rseq, Dup3, Lseek    uint64
 	Chdir, Fcntl, RtSigqueueinfo, RtTgsigqueueinfo     uint64
 	ExitGroup, Getpid, Gettid, Ioctl                   uint64
+
+	Umask, Prlimit64, Getitimer, Setitimer           uint64
+	TimerCreate, TimerSettime, TimerGettime          uint64
+	TimerDelete, Personality, Setpriority            uint64
+	SchedSetattr, SchedSetaffinity, IoprioSet, Flock uint64
+	Madvise, Mlock2, Mseal, Setgroups, Setresuid     uint64
+	Setresgid, Capset, Membarrier                    uint64
 }
 
 // Host describes the machine cryo runs on.

@@ -31,10 +31,10 @@ type dumper struct {
 
 func (d *dumper) vma(v *image.VMA) error {
 	switch v.Kind {
-	case image.VMAVVAR, image.VMAFileShared:
-		return nil
+	case image.VMAVVAR, image.VMAVDSO, image.VMAFileShared:
+		return nil // the vdso travels in the metadata
 	}
-	if v.Flags&image.VMANoDump != 0 && v.Kind != image.VMAVDSO {
+	if v.Flags&image.VMANoDump != 0 {
 		return nil
 	}
 	ents, err := proc.Pagemap(d.pm, v.Start, v.End, int(d.ps), d.pmBuf)
@@ -85,9 +85,6 @@ func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 		for off := uint64(got) &^ (d.ps - 1); off < uint64(len(b)); off += d.ps {
 			pg := b[off : off+d.ps]
 			if _, rerr := d.mem.ReadAt(pg, int64(addr+off)); rerr != nil {
-				if v.Kind == image.VMAVDSO {
-					return fmt.Errorf("read vdso of pid %d: %w", d.pid, rerr)
-				}
 				copy(pg, zeroPage[:d.ps])
 			}
 		}
@@ -108,7 +105,7 @@ func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 	}
 	for i := 0; i < npages; i++ {
 		pg := b[uint64(i)*d.ps : uint64(i+1)*d.ps]
-		if v.Kind != image.VMAVDSO && bytes.Equal(pg, zero) {
+		if bytes.Equal(pg, zero) {
 			d.zero++
 			if err := flush(i); err != nil {
 				return err

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +57,7 @@ type freezer struct {
 	start    time.Time
 	tr       *ptrace.Tracer
 	stopped  bool
+	zombies  []image.Zombie
 	res      Result
 }
 
@@ -141,23 +142,33 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 		if err := f.release(); err != nil {
 			return nil, fmt.Errorf("image written, but letting pid %d go failed: %w", pid, err)
 		}
-	} else {
-		// The process now lives in the file.
-		_ = f.tr.Do(func() error {
-			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
-				return err
-			}
-			for {
-				st, err := ptrace.Wait(pid)
-				if err != nil || st.Exited() {
-					return err
-				}
-			}
-		})
+	} else if err := f.end(); err != nil {
+		// The image is complete, but the original may run on next to
+		// it: say so, never report a plain success.
+		return nil, fmt.Errorf("image %s written, but ending pid %d failed: %w (the original may still be running)", f.opts.Output, pid, err)
 	}
 	f.res.Stopped = time.Since(stopAt)
 	f.logf("done, target stopped for %v", f.res.Stopped)
 	return &f.res, nil
+}
+
+// end kills the original once its image is committed (the process now
+// lives in the file) and waits until it is gone.
+func (f *freezer) end() error {
+	return f.tr.Do(func() error {
+		if err := unix.Kill(f.pid, unix.SIGKILL); err != nil {
+			return fmt.Errorf("SIGKILL: %w", err)
+		}
+		for {
+			st, err := ptrace.Wait(f.pid)
+			if err != nil {
+				return fmt.Errorf("waiting for it to die: %w", err)
+			}
+			if st.Exited() {
+				return nil
+			}
+		}
+	})
 }
 
 // seize attaches with PTRACE_SEIZE and stops the target with
@@ -198,11 +209,32 @@ func (f *freezer) seize() error {
 		_ = ptrace.Detach(pid, 0)
 		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids))
 	}
-	// Children are not frozen with their parent: restored alone, it would
-	// wait for children that do not exist. Refuse, rather than thaw wrong.
-	if kids := proc.Children(pid); len(kids) > 0 {
+	// Live children are not frozen with their parent: restored alone, it
+	// would wait for children that do not exist. Refuse, rather than thaw
+	// wrong. Zombies are only an exit status waiting to be reaped: they
+	// do not block a freeze (see docs/state.md for what wait() sees).
+	kids, err := proc.ChildrenStates(pid)
+	if err != nil {
 		_ = ptrace.Detach(pid, 0)
-		return fmt.Errorf("pid %d has child processes (%s): process trees are unsupported yet", pid, strings.Join(kids, " "))
+		return err
+	}
+	var live, zombies []string
+	f.zombies = nil
+	for _, k := range kids {
+		if k.State == 'Z' || k.State == 'X' {
+			zombies = append(zombies, strconv.Itoa(k.Pid))
+			f.zombies = append(f.zombies, image.Zombie{Pid: k.Pid, Status: k.ExitCode})
+			continue
+		}
+		live = append(live, strconv.Itoa(k.Pid))
+	}
+	if len(live) > 0 {
+		_ = ptrace.Detach(pid, 0)
+		msg := fmt.Sprintf("pid %d has live child processes (%s)", pid, strings.Join(live, " "))
+		if len(zombies) > 0 {
+			msg += fmt.Sprintf(" and zombies (%s)", strings.Join(zombies, " "))
+		}
+		return errors.New(msg + ": process trees are unsupported yet (zombies alone are fine)")
 	}
 	return nil
 }
@@ -228,16 +260,20 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	fds, err := collectFDs(pid)
+	files, err := collectFiles(pid)
 	if err != nil {
 		return nil, err
 	}
 	p := &image.Process{
 		Arch:     f.host.Image,
 		PageSize: f.pageSize,
+		FrozenAt: time.Now().UnixNano(),
 		Pid:      pid,
 		VMAs:     vmas,
-		FDs:      fds,
+		Files:    files.files,
+		FDs:      files.fds,
+		Locks:    files.locks,
+		Zombies:  f.zombies,
 		Stopped:  f.stopped,
 		MM: image.MM{
 			StartCode: st.StartCode, EndCode: st.EndCode,
@@ -248,13 +284,18 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 		},
 	}
 	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		p.Kernel = unix.ByteSliceToString(uts.Release[:])
-		p.Machine = unix.ByteSliceToString(uts.Nodename[:])
+	if err := unix.Uname(&uts); err != nil {
+		return nil, fmt.Errorf("uname: %w", err)
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+	p.Kernel = unix.ByteSliceToString(uts.Release[:])
+	p.Machine = unix.ByteSliceToString(uts.Nodename[:])
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil {
+		return nil, fmt.Errorf("read comm of pid %d: %w", pid, err)
+	} else {
 		p.Comm = strings.TrimSuffix(string(b), "\n")
 	}
+	// exe may be unreadable (another user's binary, as root it is not):
+	// it only serves to point /proc/PID/exe back at the program.
 	p.Exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if p.Cwd, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil {
 		return nil, fmt.Errorf("read cwd of pid %d: %w", pid, err)
@@ -265,11 +306,6 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if p.Auxv, err = os.ReadFile(fmt.Sprintf("/proc/%d/auxv", pid)); err != nil {
 		return nil, fmt.Errorf("read auxv of pid %d: %w", pid, err)
 	}
-	if fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-		if s, ok := fi.Sys().(*unix.Stat_t); ok {
-			p.Uid, p.Gid = s.Uid, s.Gid
-		}
-	}
 	if p.CPUFeatures, err = proc.CPUFlags(); err != nil {
 		return nil, fmt.Errorf("read CPU features: %w", err)
 	}
@@ -277,19 +313,24 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.tr.Do(func() error { return f.collectThread(ctx, p, maps, status) }); err != nil {
+	if err := collectProcess(pid, p, status); err != nil {
 		return nil, err
 	}
-	f.logf("collected %d mappings, %d fds, %d signal handlers", len(p.VMAs), len(p.FDs), len(p.SigActions))
+	if p.VDSO, err = readVDSO(pid, p.VMAs); err != nil {
+		return nil, err
+	}
+	if err := f.tr.Do(func() error { return f.collectThreads(ctx, p, maps, status) }); err != nil {
+		return nil, err
+	}
+	f.logf("collected %d mappings, %d files on %d fds, %d signal handlers", len(p.VMAs), len(p.Files), len(p.FDs), len(p.SigActions))
 	return p, nil
 }
 
-// collectThread reads the registers and the state only the process itself
-// can tell, by injecting syscalls.
+// collectThreads reads each thread's registers and the state only the
+// process itself can tell, by injecting syscalls.
 // Precondition: called via Tracer.Do.
-func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
+func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
 	pid := f.pid
-	sys := f.host.Sys
 	site, err := inject.FindSite(pid, maps)
 	if err != nil {
 		return err
@@ -299,6 +340,14 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 		return err
 	}
 	defer func() { err = errors.Join(err, s.End()) }()
+	r, err := newRemote(s, f.host)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, r.close()) }()
+	if err := fault(ctx, "injecting"); err != nil {
+		return err
+	}
 	th := image.Thread{Tid: pid, Regs: s.SavedRegs(), SigMask: s.SavedMask()}
 	if th.FPU, err = ptrace.GetRegset(pid, f.host.FPUNT, f.host.FPUMax); err != nil {
 		return err
@@ -321,93 +370,14 @@ func (f *freezer) collectThread(ctx context.Context, p *image.Process, maps []pr
 		return err
 	}
 	th.Rseq = image.Rseq{Addr: rs.Addr, Len: rs.Len, Flags: rs.Flags, Sig: rs.Sig}
-
-	brk, err := s.Syscall(sys.Brk, 0)
-	if err != nil {
-		return fmt.Errorf("injected brk(0): %w", err)
-	}
-	p.MM.Brk = brk
-
-	const scratchLen = 4096
-	scratch, err := s.Syscall(sys.Mmap, 0, scratchLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uint64(0), 0)
-	if err != nil {
-		return fmt.Errorf("injected mmap of a scratch page: %w", err)
-	}
-	defer func() {
-		if _, uerr := s.Syscall(sys.Munmap, scratch, scratchLen); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("injected munmap of the scratch page: %w", uerr))
-		}
-	}()
-	if err := fault(ctx, "injecting"); err != nil {
+	if err := r.processState(p, status); err != nil {
 		return err
 	}
-	buf := make([]byte, 64)
-	read := func(n int) ([]byte, error) {
-		if _, err := ptrace.ReadMem(pid, scratch, buf[:n]); err != nil {
-			return nil, fmt.Errorf("read scratch page: %w", err)
-		}
-		return buf[:n], nil
-	}
-	le := binary.LittleEndian
-
-	// PR_GET_TID_ADDRESS (needs CONFIG_CHECKPOINT_RESTORE): where the
-	// kernel clears the tid at exit (glibc: the TCB's tid).
-	if _, err := s.Syscall(sys.Prctl, unix.PR_GET_TID_ADDRESS, scratch); err == nil {
-		b, err := read(8)
-		if err != nil {
-			return err
-		}
-		th.ClearChildTid = le.Uint64(b)
-	}
-	if _, err := s.Syscall(sys.GetRobustList, 0, scratch, scratch+8); err != nil {
-		return fmt.Errorf("injected get_robust_list: %w", err)
-	}
-	b, err := read(16)
-	if err != nil {
+	if err := r.threadState(&th); err != nil {
 		return err
 	}
-	th.RobustList, th.RobustLen = le.Uint64(b), le.Uint64(b[8:])
-
-	if _, err := s.Syscall(sys.Sigaltstack, 0, scratch); err != nil {
-		return fmt.Errorf("injected sigaltstack: %w", err)
-	}
-	if b, err = read(24); err != nil {
+	if err := r.terminals(p); err != nil {
 		return err
-	}
-	th.AltStack = image.AltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
-
-	// Dispositions: only caught and ignored signals differ from the
-	// default; /proc/PID/status tells which.
-	cgt, ign := parseSigSet(status["SigCgt"]), parseSigSet(status["SigIgn"])
-	for sig := 1; sig <= 64; sig++ {
-		bit := uint64(1) << (sig - 1)
-		if (cgt|ign)&bit == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
-			continue
-		}
-		if _, err := s.Syscall(sys.RtSigaction, uint64(sig), 0, scratch, 8); err != nil {
-			return fmt.Errorf("injected rt_sigaction(%d): %w", sig, err)
-		}
-		b, err := read(32)
-		if err != nil {
-			return err
-		}
-		p.SigActions = append(p.SigActions, image.SigAction{Signo: sig,
-			Handler: le.Uint64(b), Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
-	}
-
-	// Terminal modes of fds 0-2 (TCGETS), to set on the thawing terminal.
-	for i := range p.FDs {
-		fd := &p.FDs[i]
-		if fd.Kind != image.FDInherit || fd.Num > 2 || fd.Mode&unix.S_IFMT != unix.S_IFCHR {
-			continue
-		}
-		if _, err := s.Syscall(sys.Ioctl, uint64(fd.Num), unix.TCGETS, scratch); err != nil {
-			continue // not a terminal after all: nothing to carry
-		}
-		if fd.Termios, err = read(termiosSize); err != nil {
-			return err
-		}
-		fd.Termios = append([]byte(nil), fd.Termios...)
 	}
 	p.Threads = []image.Thread{th}
 	return nil
@@ -422,8 +392,12 @@ func pendingSignals(pid int) ([]image.Siginfo, error) {
 		if err != nil {
 			return nil, err
 		}
+		tid := pid
+		if shared {
+			tid = 0
+		}
 		for _, raw := range infos {
-			out = append(out, image.Siginfo{Shared: shared, Raw: raw})
+			out = append(out, image.Siginfo{Shared: shared, Tid: tid, Raw: raw})
 		}
 	}
 	return out, nil
@@ -439,16 +413,6 @@ func xcr0(xsave []byte) uint64 {
 	return binary.LittleEndian.Uint64(xsave[464:])
 }
 
-// termiosSize is sizeof(struct termios) of the kernel's TCGETS (asm-generic
-// termbits: four tcflag_t, c_line, 19 c_cc).
-const termiosSize = 36
-
-func parseSigSet(hex string) uint64 {
-	var v uint64
-	fmt.Sscanf(hex, "%x", &v)
-	return v
-}
-
 // explain names the likely cause of a failure in the middle of a freeze:
 // the target died (killed from outside, or it exited) while stopped.
 func (f *freezer) explain(err error) error {
@@ -460,16 +424,8 @@ func (f *freezer) explain(err error) error {
 	return err
 }
 
-// dumpPages writes the pages of every VMA: the vdso first, so that thaw
-// can check it before it changes anything.
+// dumpPages writes the pages of every VMA.
 func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Process) error {
-	order := make([]int, len(p.VMAs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		return p.VMAs[order[a]].Kind == image.VMAVDSO && p.VMAs[order[b]].Kind != image.VMAVDSO
-	})
 	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", f.pid))
 	if err != nil {
 		return fmt.Errorf("open pagemap of pid %d: %w", f.pid, err)
@@ -481,7 +437,7 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 	}
 	defer mem.Close()
 	d := &dumper{ctx: ctx, pid: f.pid, w: w, pm: pm, mem: mem, ps: uint64(f.pageSize), buf: make([]byte, 4<<20)}
-	for _, i := range order {
+	for i := range p.VMAs {
 		if err := d.vma(&p.VMAs[i]); err != nil {
 			return err
 		}

@@ -10,6 +10,23 @@ import (
 	"github.com/cryo-project/cryo/proc"
 )
 
+// vmFlagBits maps smaps VmFlags (fs/proc/task_mmu.c, show_smap_vma_flags)
+// to the image's VMA flags: the advice and locking thaw gives back.
+var vmFlagBits = map[string]uint32{
+	"gd": image.VMAGrowsDown,
+	"dd": image.VMANoDump,
+	"dc": image.VMADontFork,
+	"wf": image.VMAWipeOnFork,
+	"hg": image.VMAHugePage,
+	"nh": image.VMANoHugePage,
+	"mg": image.VMAMergeable,
+	"lo": image.VMALocked,
+	"lf": image.VMALockOnFault,
+	"nr": image.VMANoReserve,
+	"sl": image.VMASealed,
+	"mw": image.VMAMayWrite,
+}
+
 // classify turns /proc maps lines into image VMAs, refusing what thaw
 // cannot rebuild. [vsyscall] is the kernel's fixed page and is skipped.
 func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
@@ -28,11 +45,21 @@ func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
 		if m.Exec() {
 			v.Prot |= unix.PROT_EXEC
 		}
-		if m.VmFlags["gd"] {
-			v.Flags |= image.VMAGrowsDown
+		for flag, bit := range vmFlagBits {
+			if m.VmFlags[flag] {
+				v.Flags |= bit
+			}
 		}
-		if m.VmFlags["dd"] {
-			v.Flags |= image.VMANoDump
+		for _, flag := range []string{"um", "uw", "ui"} {
+			if m.VmFlags[flag] {
+				return nil, fmt.Errorf("mapping %#x-%#x %s is registered with userfaultfd: unsupported", m.Start, m.End, describe(m.Path))
+			}
+		}
+		if m.VmFlags["ss"] {
+			return nil, fmt.Errorf("mapping %#x-%#x is a shadow stack: unsupported yet", m.Start, m.End)
+		}
+		if m.VmFlags["ht"] {
+			return nil, fmt.Errorf("mapping %#x-%#x %s is hugetlbfs memory: unsupported yet", m.Start, m.End, describe(m.Path))
 		}
 		p := m.Path
 		anon := p == "" || p == "[heap]" || p == "[stack]" || strings.HasPrefix(p, "[anon:") || strings.HasPrefix(p, "[anon_shmem:")
@@ -88,8 +115,6 @@ func wantPage(v *image.VMA, e uint64) bool {
 		return e&(proc.PagePresent|proc.PageSwapped) != 0
 	case image.VMAFilePrivate:
 		return v.Prot&unix.PROT_READ != 0 || e&(proc.PagePresent|proc.PageSwapped) != 0
-	case image.VMAVDSO:
-		return true
 	}
 	return false
 }

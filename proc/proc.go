@@ -139,6 +139,9 @@ type Stat struct {
 	StartCode, EndCode, StartStack     uint64
 	StartData, EndData, StartBrk       uint64
 	ArgStart, ArgEnd, EnvStart, EnvEnd uint64
+	Nice                               int
+	// ExitCode is a zombie's wait status (field 52, Linux 3.5+).
+	ExitCode int
 }
 
 // ReadStat parses /proc/PID/stat (proc(5)).
@@ -153,17 +156,24 @@ func ReadStat(pid int) (Stat, error) {
 	if i < 0 {
 		return st, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
-	f := strings.Fields(s[i+1:])
-	// f[k] is stat field k+3 (1-based, as numbered in proc(5)).
-	field := func(n int) uint64 {
-		if n-3 >= len(f) {
-			return 0
-		}
-		v, _ := strconv.ParseUint(f[n-3], 10, 64)
-		return v
-	}
+	return parseStat(pid, s[i+1:])
+}
+
+func parseStat(pid int, rest string) (Stat, error) {
+	var st Stat
+	f := strings.Fields(rest)
 	if len(f) < 49 {
 		return st, fmt.Errorf("/proc/%d/stat has %d fields, want at least 51", pid, len(f)+2)
+	}
+	// f[k] is stat field k+3 (1-based, as numbered in proc(5)). A field
+	// that does not parse is an error, never a silent zero.
+	var bad error
+	field := func(n int) uint64 {
+		v, err := strconv.ParseUint(f[n-3], 10, 64)
+		if err != nil && bad == nil {
+			bad = fmt.Errorf("/proc/%d/stat field %d (%q): %w", pid, n, f[n-3], err)
+		}
+		return v
 	}
 	st.State = f[0][0]
 	st.PPid = int(field(4))
@@ -173,7 +183,15 @@ func ReadStat(pid int) (Stat, error) {
 	st.StartData, st.EndData, st.StartBrk = field(45), field(46), field(47)
 	st.ArgStart, st.ArgEnd = field(48), field(49)
 	st.EnvStart, st.EnvEnd = field(50), field(51)
-	return st, nil
+	nice, err := strconv.Atoi(f[19-3])
+	if err != nil && bad == nil {
+		bad = fmt.Errorf("/proc/%d/stat field 19 (%q): %w", pid, f[19-3], err)
+	}
+	st.Nice = nice
+	if len(f) >= 52-2 {
+		st.ExitCode = int(field(52))
+	}
+	return st, bad
 }
 
 // Status returns the "Key:" fields of /proc/PID/status.
@@ -210,6 +228,10 @@ func Tasks(pid int) ([]int, error) {
 type FDInfo struct {
 	Pos   int64
 	Flags uint32
+	MntID int
+	// Locks are the "lock:" lines: the locks and leases held through
+	// this open file (fs/locks.c, show_fd_locks).
+	Locks []Lock
 }
 
 // ReadFDInfo parses /proc/PID/fdinfo/N.
@@ -219,21 +241,103 @@ func ReadFDInfo(pid, fd int) (FDInfo, error) {
 	if err != nil {
 		return fi, fmt.Errorf("read fdinfo of fd %d: %w", fd, err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
+	fi, err = parseFDInfo(string(b))
+	if err != nil {
+		return fi, fmt.Errorf("fdinfo of fd %d of pid %d: %w", fd, pid, err)
+	}
+	return fi, nil
+}
+
+func parseFDInfo(s string) (FDInfo, error) {
+	var fi FDInfo
+	var havePos, haveFlags bool
+	for _, l := range strings.Split(s, "\n") {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
 			continue
 		}
 		v = strings.TrimSpace(v)
+		var err error
 		switch k {
 		case "pos":
-			fi.Pos, _ = strconv.ParseInt(v, 10, 64)
+			fi.Pos, err = strconv.ParseInt(v, 10, 64)
+			havePos = true
 		case "flags":
-			x, _ := strconv.ParseUint(v, 8, 32)
+			var x uint64
+			x, err = strconv.ParseUint(v, 8, 32)
 			fi.Flags = uint32(x)
+			haveFlags = true
+		case "mnt_id":
+			fi.MntID, err = strconv.Atoi(v)
+		case "lock":
+			var lk Lock
+			if lk, err = ParseLock(v); err == nil {
+				fi.Locks = append(fi.Locks, lk)
+			}
+		}
+		if err != nil {
+			return fi, fmt.Errorf("bad %q line %q: %w", k, l, err)
 		}
 	}
+	if !havePos || !haveFlags {
+		return fi, fmt.Errorf("no pos or flags line in %q", s)
+	}
 	return fi, nil
+}
+
+// Lock is one line of /proc/locks, or of an fdinfo's "lock:" lines:
+//
+//	1: POSIX  ADVISORY  WRITE 1234 00:1f:5678 0 EOF
+//	2: FLOCK  ADVISORY  READ 1234 00:1f:5678 0 EOF
+//	3: OFDLCK ADVISORY  WRITE -1 00:1f:5678 10 19
+//	4: LEASE  ACTIVE    READ 1234 00:1f:5678 0 EOF
+type Lock struct {
+	Class string // POSIX, FLOCK, OFDLCK, LEASE, DELEG...
+	Mode  string // ADVISORY, MANDATORY, ACTIVE, BREAKING, BREAKER...
+	Type  string // READ, WRITE, UNLCK
+	Pid   int
+	Dev   string
+	Ino   uint64
+	Start int64
+	End   int64 // -1: to the end of the file (EOF)
+}
+
+// ParseLock parses one lock line (with or without its leading "N:").
+func ParseLock(line string) (Lock, error) {
+	var lk Lock
+	f := strings.Fields(line)
+	if len(f) > 0 && strings.HasSuffix(f[0], ":") {
+		f = f[1:]
+	}
+	// A blocked waiter's line starts with "->"; it is no lock held.
+	if len(f) > 0 && f[0] == "->" {
+		return lk, fmt.Errorf("a waiting lock, not a held one")
+	}
+	if len(f) < 8 {
+		return lk, fmt.Errorf("want 8 fields, have %d", len(f))
+	}
+	lk.Class, lk.Mode, lk.Type = f[0], f[1], f[2]
+	var err error
+	if lk.Pid, err = strconv.Atoi(f[3]); err != nil {
+		return lk, err
+	}
+	i := strings.LastIndexByte(f[4], ':')
+	if i < 0 {
+		return lk, fmt.Errorf("bad device:inode %q", f[4])
+	}
+	lk.Dev = f[4][:i]
+	if lk.Ino, err = strconv.ParseUint(f[4][i+1:], 10, 64); err != nil {
+		return lk, err
+	}
+	if lk.Start, err = strconv.ParseInt(f[5], 10, 64); err != nil {
+		return lk, err
+	}
+	if f[6] == "EOF" {
+		lk.End = -1
+	} else if lk.End, err = strconv.ParseInt(f[6], 10, 64); err != nil {
+		return lk, err
+	}
+	return lk, nil
 }
 
 // FDs lists the open descriptor numbers of pid.
@@ -271,6 +375,35 @@ func CPUFlags() ([]string, error) {
 	return nil, nil
 }
 
+// Child is a child process and its state letter from /proc/PID/stat
+// ('Z' for a zombie).
+type Child struct {
+	Pid      int
+	State    byte
+	ExitCode int
+}
+
+// ChildrenStates lists pid's children with their states. A child that
+// vanishes while it is looked at (reaped meanwhile) is left out.
+func ChildrenStates(pid int) ([]Child, error) {
+	var out []Child
+	for _, c := range Children(pid) {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			return nil, fmt.Errorf("children of pid %d: bad pid %q", pid, c)
+		}
+		st, err := ReadStat(n)
+		if err != nil {
+			if _, serr := os.Stat(fmt.Sprintf("/proc/%d", n)); serr != nil {
+				continue // reaped meanwhile
+			}
+			return nil, err
+		}
+		out = append(out, Child{Pid: n, State: st.State, ExitCode: st.ExitCode})
+	}
+	return out, nil
+}
+
 // Children lists the pids of pid's children (zombies included), from
 // /proc/PID/task/*/children, or by scanning /proc where that file is
 // missing (CONFIG_PROC_CHILDREN unset).
@@ -303,4 +436,70 @@ func Children(pid int) []string {
 		}
 	}
 	return out
+}
+
+// Timer is one POSIX timer of /proc/PID/timers (fs/proc/base.c,
+// show_timer):
+//
+//	ID: 0
+//	signal: 14/0000000000000000
+//	notify: signal/pid.1234
+//	ClockID: 1
+type Timer struct {
+	ID        int
+	Signo     int
+	Sigval    uint64
+	Notify    string // signal, thread, none
+	NotifyPid int
+	Clock     int
+}
+
+// ParseTimers parses the contents of /proc/PID/timers.
+func ParseTimers(s string) ([]Timer, error) {
+	var out []Timer
+	var cur *Timer
+	for _, l := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		var err error
+		switch k {
+		case "ID":
+			out = append(out, Timer{})
+			cur = &out[len(out)-1]
+			cur.ID, err = strconv.Atoi(v)
+		case "signal", "notify", "ClockID":
+			if cur == nil {
+				return nil, fmt.Errorf("timers: %q before any ID line", l)
+			}
+			switch k {
+			case "signal":
+				sig, val, ok := strings.Cut(v, "/")
+				if !ok {
+					return nil, fmt.Errorf("timers: bad signal line %q", l)
+				}
+				if cur.Signo, err = strconv.Atoi(sig); err == nil {
+					cur.Sigval, err = strconv.ParseUint(val, 16, 64)
+				}
+			case "notify":
+				how, who, ok := strings.Cut(v, "/")
+				_, n, ok2 := strings.Cut(who, ".")
+				if !ok || !ok2 {
+					return nil, fmt.Errorf("timers: bad notify line %q", l)
+				}
+				cur.Notify = how
+				cur.NotifyPid, err = strconv.Atoi(n)
+			case "ClockID":
+				cur.Clock, err = strconv.Atoi(v)
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("timers: bad line %q: %w", l, err)
+		}
+	}
+	return out, nil
 }

@@ -70,9 +70,6 @@ type helper struct {
 	p       *image.Process
 	s       *inject.Session
 	scratch uint64
-	// pending is a page record read ahead while checking the vdso.
-	pendAddr uint64
-	pendData []byte
 	verbose  bool
 	start    time.Time
 	winch    bool // restored onto a terminal: send SIGWINCH once running
@@ -308,7 +305,7 @@ func (h *helper) checkFPU(th *image.Thread) error {
 }
 
 // checkVDSO compares the image's vdso and vvar layout and the vdso's
-// bytes (the image's first page records) with this kernel's.
+// bytes (in the metadata) with this kernel's.
 func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
 	cur := map[string]proc.Mapping{}
 	for _, m := range stubMaps {
@@ -316,8 +313,7 @@ func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
 			cur[m.Path] = m
 		}
 	}
-	var vdso *image.VMA
-	for i, v := range h.p.VMAs {
+	for _, v := range h.p.VMAs {
 		if v.Kind != image.VMAVDSO && v.Kind != image.VMAVVAR {
 			continue
 		}
@@ -325,36 +321,19 @@ func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
 		if !ok || m.Len() != v.End-v.Start {
 			return fmt.Errorf("this kernel's vdso layout differs from the freezing kernel's (%s, %s there): thaw on a machine with the same kernel", v.Path, p2s(h.p.Kernel))
 		}
-		if v.Kind == image.VMAVDSO {
-			vdso = &h.p.VMAs[i]
+		if v.Kind != image.VMAVDSO {
+			continue
 		}
-	}
-	if vdso == nil {
-		return nil
-	}
-	want := vdso.End - vdso.Start
-	got := uint64(0)
-	curVDSO := cur["[vdso]"]
-	for got < want {
-		addr, data, err := h.r.Next()
-		if err != nil {
-			return fmt.Errorf("read image: %w", err)
+		if uint64(len(h.p.VDSO)) != v.End-v.Start {
+			return fmt.Errorf("image holds %d bytes of a %d-byte vdso", len(h.p.VDSO), v.End-v.Start)
 		}
-		if addr < vdso.Start || addr+uint64(len(data)) > vdso.End {
-			h.pendAddr, h.pendData = addr, append([]byte(nil), data...)
-			break
+		mine := make([]byte, len(h.p.VDSO))
+		if n, err := ptrace.ReadMem(h.pid, m.Start, mine); err != nil || n != len(mine) {
+			return fmt.Errorf("read this kernel's vdso (%d of %d bytes): %v", n, len(mine), err)
 		}
-		mine := make([]byte, len(data))
-		if _, err := ptrace.ReadMem(h.pid, curVDSO.Start+(addr-vdso.Start), mine); err != nil {
-			return fmt.Errorf("read this kernel's vdso: %w", err)
-		}
-		if !bytes.Equal(mine, data) {
+		if !bytes.Equal(mine, h.p.VDSO) {
 			return fmt.Errorf("this kernel's vdso differs from the freezing kernel's (%s): thaw on a machine with the same kernel", p2s(h.p.Kernel))
 		}
-		got += uint64(len(data))
-	}
-	if got != want {
-		return fmt.Errorf("image is missing the vdso's contents")
 	}
 	return nil
 }
@@ -373,109 +352,6 @@ func (h *helper) restoreCwd() error {
 	}
 	_, err = h.sys("chdir "+h.p.Cwd, h.host.Sys.Chdir, addr)
 	return err
-}
-
-// restoreFDs rebuilds the descriptor table in the stub, which has the
-// thawing process's fds 0-2 (and whatever else it inherited).
-func (h *helper) restoreFDs() error {
-	sys := h.host.Sys
-	want := map[int]image.FD{}
-	for _, fd := range h.p.FDs {
-		want[fd.Num] = fd
-	}
-	have, err := proc.FDs(h.pid)
-	if err != nil {
-		return err
-	}
-	for _, n := range have {
-		if fd, ok := want[n]; ok && fd.Kind == image.FDInherit && n <= 2 {
-			continue
-		}
-		if _, err := h.sys(fmt.Sprintf("close fd %d", n), sys.Close, uint64(n)); err != nil {
-			return err
-		}
-	}
-	haveSet := map[int]bool{}
-	for _, n := range have {
-		haveSet[n] = true
-	}
-	for _, fd := range h.p.FDs {
-		cloexec := uint64(0)
-		if fd.Flags&unix.O_CLOEXEC != 0 {
-			cloexec = unix.O_CLOEXEC
-		}
-		if fd.Kind == image.FDInherit && fd.Num > 2 {
-			// A copy of fd 0-2 (bash's 255): copy the thaw's.
-			if !haveSet[fd.Std] || fd.Std > 2 || fd.Std < 0 {
-				continue
-			}
-			if _, err := h.sys(fmt.Sprintf("dup3 fd %d to %d", fd.Std, fd.Num), sys.Dup3, uint64(fd.Std), uint64(fd.Num), cloexec); err != nil {
-				return err
-			}
-			continue
-		}
-		if fd.Kind == image.FDInherit {
-			if !haveSet[fd.Num] {
-				continue // the thawing process has no such fd: leave it closed
-			}
-			fl := uint64(0)
-			if cloexec != 0 {
-				fl = unix.FD_CLOEXEC
-			}
-			if _, err := h.sys("fcntl F_SETFD", sys.Fcntl, uint64(fd.Num), unix.F_SETFD, fl); err != nil {
-				return err
-			}
-			if len(fd.Termios) > 0 {
-				if err := h.setTermios(fd); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		path, err := h.poke(0, cstring(fd.Path))
-		if err != nil {
-			return err
-		}
-		flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_NOCTTY)
-		atFDCWD := int64(unix.AT_FDCWD)
-		tmp, err := h.s.Syscall(sys.Openat, uint64(atFDCWD), path, flags, 0)
-		if err != nil {
-			return fmt.Errorf("reopen fd %d: %s: %w", fd.Num, fd.Path, err)
-		}
-		if int(tmp) != fd.Num {
-			if _, err := h.sys("dup3", sys.Dup3, tmp, uint64(fd.Num), cloexec); err != nil {
-				return err
-			}
-			if _, err := h.sys("close", sys.Close, tmp); err != nil {
-				return err
-			}
-		}
-		if fd.Kind == image.FDFile {
-			if _, err := h.sys(fmt.Sprintf("lseek fd %d", fd.Num), sys.Lseek, uint64(fd.Num), uint64(fd.Pos), unix.SEEK_SET); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// setTermios gives the thawing terminal on fd.Num the modes the process
-// had set on its own (an editor's raw mode, a prompt's no-echo). Where the
-// thaw's fd is not a terminal there is nothing to set.
-func (h *helper) setTermios(fd image.FD) error {
-	addr, err := h.poke(0, fd.Termios)
-	if err != nil {
-		return err
-	}
-	_, err = h.s.Syscall(h.host.Sys.Ioctl, uint64(fd.Num), unix.TCSETS, addr)
-	if err == unix.ENOTTY || err == unix.EINVAL {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("set terminal modes on fd %d: %w", fd.Num, err)
-	}
-	h.winch = true
-	return nil
 }
 
 // clearStub unmaps all of the stub's mappings but its own region and the
@@ -635,12 +511,6 @@ func (h *helper) fillPages() error {
 		}
 		return nil
 	}
-	if h.pendData != nil {
-		if err := put(h.pendAddr, h.pendData); err != nil {
-			return err
-		}
-		h.pendData = nil
-	}
 	for {
 		addr, data, err := h.r.Next()
 		if err == io.EOF {
@@ -776,7 +646,10 @@ func (h *helper) restoreThread(th *image.Thread) error {
 			return err
 		}
 	}
-	name := h.p.Comm
+	name := th.Comm
+	if name == "" {
+		name = h.p.Comm
+	}
 	if len(name) > 15 {
 		name = name[:15]
 	}
@@ -799,6 +672,8 @@ func (h *helper) restoreThread(th *image.Thread) error {
 		signo := uint64(le.Uint32(si.Raw[:]))
 		if si.Shared {
 			_, err = h.sys("rt_sigqueueinfo", sys.RtSigqueueinfo, uint64(h.pid), signo, addr)
+		} else if si.Tid != th.Tid {
+			return fmt.Errorf("a signal is pending for thread %d, which the image does not hold", si.Tid)
 		} else {
 			_, err = h.sys("rt_tgsigqueueinfo", sys.RtTgsigqueueinfo, uint64(h.pid), uint64(h.pid), signo, addr)
 		}

@@ -32,4 +32,27 @@ const (
 	SysOpenat           = 257
 	SysRseq             = 334
 	SysGetpid           = 39
+	// The process model's state (umask, limits, timers, memory advice, creds).
+	SysUmask            = 95
+	SysPrlimit64        = 302
+	SysGetitimer        = 36
+	SysSetitimer        = 38
+	SysTimerCreate      = 222
+	SysTimerSettime     = 223
+	SysTimerGettime     = 224
+	SysTimerDelete      = 226
+	SysPersonality      = 135
+	SysSetpriority      = 141
+	SysSchedSetattr     = 314
+	SysSchedSetaffinity = 203
+	SysIoprioSet        = 251
+	SysFlock            = 73
+	SysMadvise          = 28
+	SysMlock2           = 325
+	SysMseal            = 462
+	SysSetgroups        = 116
+	SysSetresuid        = 117
+	SysSetresgid        = 119
+	SysCapset           = 126
+	SysMembarrier       = 324
 )

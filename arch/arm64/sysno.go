@@ -34,4 +34,27 @@ const (
 	SysMprotect         = 226
 	SysRtTgsigqueueinfo = 240
 	SysRseq             = 293
+	// The process model's state (umask, limits, timers, memory advice, creds).
+	SysUmask            = 166
+	SysPrlimit64        = 261
+	SysGetitimer        = 102
+	SysSetitimer        = 103
+	SysTimerCreate      = 107
+	SysTimerSettime     = 110
+	SysTimerGettime     = 108
+	SysTimerDelete      = 111
+	SysPersonality      = 92
+	SysSetpriority      = 140
+	SysSchedSetattr     = 274
+	SysSchedSetaffinity = 122
+	SysIoprioSet        = 30
+	SysFlock            = 32
+	SysMadvise          = 233
+	SysMlock2           = 284
+	SysMseal            = 462
+	SysSetgroups        = 159
+	SysSetresuid        = 147
+	SysSetresgid        = 149
+	SysCapset           = 91
+	SysMembarrier       = 283
 )
