@@ -54,12 +54,14 @@ func SetRegset(tid int, nt int, b []byte) error {
 	return nil
 }
 
-// RseqConfig is struct ptrace_rseq_configuration.
+// RseqConfig is struct ptrace_rseq_configuration
+// (include/uapi/linux/ptrace.h): rseq_abi_pointer u64, rseq_abi_size u32,
+// signature u32, flags u32, pad u32.
 type RseqConfig struct {
 	Addr  uint64
 	Len   uint32
-	Flags uint32
 	Sig   uint32
+	Flags uint32
 }
 
 // GetRseq reads the tracee's rseq registration (Linux 5.13+). A kernel
@@ -77,8 +79,8 @@ func GetRseq(tid int) (RseqConfig, error) {
 	return RseqConfig{
 		Addr:  binary.LittleEndian.Uint64(raw[0:]),
 		Len:   binary.LittleEndian.Uint32(raw[8:]),
-		Flags: binary.LittleEndian.Uint32(raw[12:]),
-		Sig:   binary.LittleEndian.Uint32(raw[16:]),
+		Sig:   binary.LittleEndian.Uint32(raw[12:]),
+		Flags: binary.LittleEndian.Uint32(raw[16:]),
 	}, nil
 }
 
