@@ -34,7 +34,8 @@ type Sysno struct {
 	TimerDelete, Personality, Setpriority            uint64
 	SchedSetattr, SchedSetaffinity, IoprioSet, Flock uint64
 	Madvise, Mlock2, Mseal, Setgroups, Setresuid     uint64
-	Setresgid, Capset, Membarrier                    uint64
+	Setresgid, Capset, Membarrier, Write             uint64
+	Clone3, RtSigtimedwait                           uint64
 }
 
 // Host describes the machine cryo runs on.

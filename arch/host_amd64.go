@@ -51,6 +51,9 @@ var Current = Host{
 		Setresgid:        amd64.SysSetresgid,
 		Capset:           amd64.SysCapset,
 		Membarrier:       amd64.SysMembarrier,
+		Write:            amd64.SysWrite,
+		Clone3:           amd64.SysClone3,
+		RtSigtimedwait:   amd64.SysRtSigtimedwait,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &amd64Regs{}

@@ -49,6 +49,9 @@ var Current = Host{
 		Setresgid:        arm64.SysSetresgid,
 		Capset:           arm64.SysCapset,
 		Membarrier:       arm64.SysMembarrier,
+		Write:            arm64.SysWrite,
+		Clone3:           arm64.SysClone3,
+		RtSigtimedwait:   arm64.SysRtSigtimedwait,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &arm64Regs{}

@@ -68,9 +68,9 @@ type helper struct {
 	p       *image.Process
 	s       *inject.Session
 	scratch uint64
-	verbose  bool
-	start    time.Time
-	winch    bool // restored onto a terminal: send SIGWINCH once running
+	verbose bool
+	start   time.Time
+	winch   bool // restored onto a terminal: send SIGWINCH once running
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -221,6 +221,9 @@ func (h *helper) restore() error {
 		return err
 	}
 	h.logf("checks passed")
+	if err := h.restoreZombies(); err != nil {
+		return err
+	}
 	if err := h.restoreCwd(); err != nil {
 		return err
 	}
@@ -228,6 +231,10 @@ func (h *helper) restore() error {
 		return err
 	}
 	h.logf("fds restored")
+	if err := h.restoreEarly(); err != nil {
+		return err
+	}
+	h.logf("process settings restored")
 	if err := h.clearStub(stubMaps); err != nil {
 		return err
 	}
@@ -252,6 +259,9 @@ func (h *helper) restore() error {
 		return err
 	}
 	if err := h.restoreThread(th); err != nil {
+		return err
+	}
+	if err := h.restoreLate(); err != nil {
 		return err
 	}
 	h.logf("kernel state restored")

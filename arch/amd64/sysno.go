@@ -55,4 +55,6 @@ const (
 	SysSetresgid        = 119
 	SysCapset           = 126
 	SysMembarrier       = 324
+	SysClone3           = 435
+	SysRtSigtimedwait   = 128
 )

@@ -57,4 +57,6 @@ const (
 	SysSetresgid        = 149
 	SysCapset           = 91
 	SysMembarrier       = 283
+	SysClone3           = 435
+	SysRtSigtimedwait   = 137
 )
