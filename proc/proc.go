@@ -313,8 +313,8 @@ func ParseLock(line string) (Lock, error) {
 	if len(f) > 0 && f[0] == "->" {
 		return lk, fmt.Errorf("a waiting lock, not a held one")
 	}
-	if len(f) < 8 {
-		return lk, fmt.Errorf("want 8 fields, have %d", len(f))
+	if len(f) < 7 {
+		return lk, fmt.Errorf("want 7 fields, have %d", len(f))
 	}
 	lk.Class, lk.Mode, lk.Type = f[0], f[1], f[2]
 	var err error
