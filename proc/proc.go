@@ -6,9 +6,8 @@ package proc
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +22,9 @@ type Mapping struct {
 	Inode      uint64
 	Path       string
 	VmFlags    map[string]bool
+	// Rss and Swap are smaps' "Rss:" and "Swap:", in bytes: the pages
+	// present, and those swapped out (Maps only).
+	Rss, Swap uint64
 }
 
 // Read, Write, Exec, Shared decode Perms.
@@ -95,6 +97,17 @@ func Maps(pid int) ([]Mapping, error) {
 				}
 				out[len(out)-1].VmFlags = fl
 			}
+			if (k == "Rss" || k == "Swap") && len(out) > 0 {
+				kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("pid %d smaps: bad line %q", pid, line)
+				}
+				if k == "Rss" {
+					out[len(out)-1].Rss = kb << 10
+				} else {
+					out[len(out)-1].Swap = kb << 10
+				}
+			}
 			continue
 		}
 		m, err := parseMapsLine(line)
@@ -111,24 +124,6 @@ const (
 	PagePresent = 1 << 63
 	PageSwapped = 1 << 62
 )
-
-// Pagemap reads the pagemap entries for [start, end).
-func Pagemap(f *os.File, start, end uint64, pageSize int, buf []uint64) ([]uint64, error) {
-	n := int((end - start) / uint64(pageSize))
-	if cap(buf) < n {
-		buf = make([]uint64, n)
-	}
-	buf = buf[:n]
-	raw := make([]byte, 8*n)
-	off := int64(start/uint64(pageSize)) * 8
-	if _, err := f.ReadAt(raw, off); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("pagemap %#x-%#x: %w", start, end, err)
-	}
-	for i := range buf {
-		buf[i] = binary.LittleEndian.Uint64(raw[i*8:])
-	}
-	return buf, nil
-}
 
 // Stat is what cryo needs of /proc/PID/stat.
 type Stat struct {
@@ -372,7 +367,7 @@ func CPUFlags() ([]string, error) {
 			return strings.Fields(v), nil
 		}
 	}
-	return nil, nil
+	return nil, errors.New("/proc/cpuinfo has no flags or Features line")
 }
 
 // Child is a child process and its state letter from /proc/PID/stat
@@ -386,8 +381,12 @@ type Child struct {
 // ChildrenStates lists pid's children with their states. A child that
 // vanishes while it is looked at (reaped meanwhile) is left out.
 func ChildrenStates(pid int) ([]Child, error) {
+	kids, err := Children(pid)
+	if err != nil {
+		return nil, err
+	}
 	var out []Child
-	for _, c := range Children(pid) {
+	for _, c := range kids {
 		n, err := strconv.Atoi(c)
 		if err != nil {
 			return nil, fmt.Errorf("children of pid %d: bad pid %q", pid, c)
@@ -407,35 +406,47 @@ func ChildrenStates(pid int) ([]Child, error) {
 // Children lists the pids of pid's children (zombies included), from
 // /proc/PID/task/*/children, or by scanning /proc where that file is
 // missing (CONFIG_PROC_CHILDREN unset).
-func Children(pid int) []string {
+func Children(pid int) ([]string, error) {
 	tids, err := Tasks(pid)
-	if err == nil {
-		var out []string
-		ok := true
-		for _, t := range tids {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, t))
-			if err != nil {
-				ok = false
-				break
-			}
-			out = append(out, strings.Fields(string(b))...)
-		}
-		if ok {
-			return out
-		}
+	if err != nil {
+		return nil, err
 	}
 	var out []string
-	ents, _ := os.ReadDir("/proc")
+	for _, t := range tids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, t))
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, t)); serr == nil {
+				return scanChildren(pid)
+			}
+			continue // the thread exited meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("children of pid %d: %w", pid, err)
+		}
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out, nil
+}
+
+// scanChildren finds pid's children by their PPid in /proc/*/stat.
+func scanChildren(pid int) ([]string, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("children of pid %d: %w", pid, err)
+	}
+	var out []string
 	for _, e := range ents {
 		c, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
+		// A process that exits while /proc is scanned is nobody's
+		// child any more.
 		if st, err := ReadStat(c); err == nil && st.PPid == pid {
 			out = append(out, e.Name())
 		}
 	}
-	return out
+	return out, nil
 }
 
 // Timer is one POSIX timer of /proc/PID/timers (fs/proc/base.c,
