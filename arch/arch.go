@@ -35,7 +35,7 @@ type Sysno struct {
 	SchedSetattr, SchedSetaffinity, IoprioSet, Flock uint64
 	Madvise, Mlock2, Mseal, Setgroups, Setresuid     uint64
 	Setresgid, Capset, Membarrier, Write             uint64
-	Clone3, RtSigtimedwait                           uint64
+	Clone3, RtSigtimedwait, Mlockall, GetMempolicy   uint64
 }
 
 // Host describes the machine cryo runs on.

@@ -54,6 +54,8 @@ var Current = Host{
 		Write:            amd64.SysWrite,
 		Clone3:           amd64.SysClone3,
 		RtSigtimedwait:   amd64.SysRtSigtimedwait,
+		Mlockall:         amd64.SysMlockall,
+		GetMempolicy:     amd64.SysGetMempolicy,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &amd64Regs{}

@@ -52,6 +52,8 @@ var Current = Host{
 		Write:            arm64.SysWrite,
 		Clone3:           arm64.SysClone3,
 		RtSigtimedwait:   arm64.SysRtSigtimedwait,
+		Mlockall:         arm64.SysMlockall,
+		GetMempolicy:     arm64.SysGetMempolicy,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &arm64Regs{}

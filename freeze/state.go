@@ -73,7 +73,77 @@ func collectProcess(pid int, p *image.Process, status map[string]string) error {
 	if err := sameNamespaces(pid); err != nil {
 		return err
 	}
+	if err := sameLSMContext(pid); err != nil {
+		return err
+	}
+	if err := defaultNUMAPolicies(pid); err != nil {
+		return err
+	}
+	return tracesNobody(pid)
+}
+
+// sameLSMContext refuses a target whose security context (SELinux,
+// AppArmor, Smack: /proc/PID/attr/current) is not freeze's own: the
+// thawed process gets the thaw's.
+func sameLSMContext(pid int) error {
+	theirs, err := os.ReadFile(fmt.Sprintf("/proc/%d/attr/current", pid))
+	if err != nil {
+		return nil // no LSM that keeps a context (EINVAL), or none at all
+	}
+	mine, err := os.ReadFile("/proc/self/attr/current")
+	if err != nil {
+		return nil
+	}
+	if string(theirs) != string(mine) {
+		return fmt.Errorf("pid %d runs in the security context %q, freeze in %q: the thawed process would get the thaw's: unsupported", pid, strings.TrimSpace(string(theirs)), strings.TrimSpace(string(mine)))
+	}
 	return nil
+}
+
+// defaultNUMAPolicies refuses memory with a NUMA policy (mbind) other
+// than the default: it is not restored yet. /proc/PID/numa_maps exists
+// only with CONFIG_NUMA. The process-wide policy (set_mempolicy) is
+// checked by an injected get_mempolicy.
+func defaultNUMAPolicies(pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/numa_maps", pid))
+	if err != nil {
+		return nil
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[1] != "default" {
+			return fmt.Errorf("pid %d: memory at %s has the NUMA policy %q: unsupported yet", pid, f[0], f[1])
+		}
+	}
+	return nil
+}
+
+// tracesNobody refuses a target that is itself a tracer (a debugger):
+// its tracees would be left without it.
+func tracesNobody(pid int) error {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("scan /proc: %w", err)
+	}
+	me := strconv.Itoa(pid)
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == me {
+			continue
+		}
+		st, err := proc.Status(mustAtoi(e.Name()))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if st["TracerPid"] == me {
+			return fmt.Errorf("pid %d traces pid %s (a debugger or tracer): unsupported", pid, e.Name())
+		}
+	}
+	return nil
+}
+
+func mustAtoi(s string) int {
+	n, _ := strconv.Atoi(s) // callers pass what Atoi accepted
+	return n
 }
 
 // sameNamespaces refuses a target in namespaces other than freeze's: the
@@ -374,7 +444,53 @@ func (r *remote) processState(p *image.Process, status map[string]string) error 
 	if err := r.itimers(p); err != nil {
 		return err
 	}
+	if err := r.mlockFuture(p); err != nil {
+		return err
+	}
+	if err := r.mempolicy(); err != nil {
+		return err
+	}
 	return r.posixTimers(p)
+}
+
+// mlockFuture tells whether mlockall(MCL_FUTURE) is in force, which no
+// interface reports: the scratch page, mapped after it, is then locked.
+func (r *remote) mlockFuture(p *image.Process) error {
+	maps, err := proc.Maps(r.pid)
+	if err != nil {
+		return err
+	}
+	for _, m := range maps {
+		if m.Start != r.scratch {
+			continue
+		}
+		switch {
+		case m.VmFlags["lf"]:
+			p.Attrs.MlockFuture = unix.MCL_FUTURE | unix.MCL_ONFAULT
+		case m.VmFlags["lo"]:
+			p.Attrs.MlockFuture = unix.MCL_FUTURE
+		}
+		return nil
+	}
+	return fmt.Errorf("pid %d: the scratch page at %#x is not in its maps", r.pid, r.scratch)
+}
+
+// mempolicy refuses a process-wide NUMA policy other than the default.
+func (r *remote) mempolicy() error {
+	if err := r.zero(4); err != nil {
+		return err
+	}
+	if _, err := r.s.Syscall(r.host.Sys.GetMempolicy, r.scratch, 0, 0, 0, 0); err != nil {
+		return nil // ENOSYS: no NUMA support, so no policy
+	}
+	b, err := r.read(0, 4)
+	if err != nil {
+		return err
+	}
+	if mode := le.Uint32(b); mode != 0 {
+		return fmt.Errorf("pid %d has the NUMA memory policy %d (set_mempolicy): unsupported yet", r.pid, mode)
+	}
+	return nil
 }
 
 // itimers reads the three interval timers (getitimer).
@@ -533,7 +649,13 @@ func (r *remote) threadState(th *image.Thread) error {
 		// process cannot have set the flag either.
 		return err
 	}
-	// What cannot be carried: a core-scheduling cookie, a shadow stack.
+	// What cannot be carried: syscall user dispatch, a core-scheduling
+	// cookie, a shadow stack.
+	if mode, err := ptrace.SyscallUserDispatchMode(tid); err != nil {
+		return err
+	} else if mode != 0 {
+		return fmt.Errorf("thread %d uses syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH): unsupported yet", tid)
+	}
 	if err := r.zero(8); err != nil {
 		return err
 	}

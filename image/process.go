@@ -71,12 +71,12 @@ const (
 
 // VMA is one line of /proc/PID/maps with what thaw needs to rebuild it.
 type VMA struct {
-	Start  uint64 `json:"start"`
-	End    uint64 `json:"end"`
-	Prot   uint32 `json:"prot"` // PROT_READ|PROT_WRITE|PROT_EXEC
+	Start  uint64  `json:"start"`
+	End    uint64  `json:"end"`
+	Prot   uint32  `json:"prot"` // PROT_READ|PROT_WRITE|PROT_EXEC
 	Kind   VMAKind `json:"kind"`
-	Flags  uint32 `json:"flags"`
-	Offset uint64 `json:"offset"` // file offset (file mappings)
+	Flags  uint32  `json:"flags"`
+	Offset uint64  `json:"offset"` // file offset (file mappings)
 	// Path is the maps name: a file path, [heap], [stack], [vdso],
 	// [anon:NAME] (PR_SET_VMA_ANON_NAME)...
 	Path  string `json:"path"`
@@ -295,13 +295,16 @@ type Attrs struct {
 	ChildSubreaper bool   `json:"child_subreaper"`
 	Dumpable       int    `json:"dumpable"`
 	THPDisable     bool   `json:"thp_disable"`
-	MDWE           uint32 `json:"mdwe"`    // PR_GET_MDWE
+	MDWE           uint32 `json:"mdwe"`     // PR_GET_MDWE
 	MCEKill        int    `json:"mce_kill"` // PR_MCE_KILL_GET
 	TSC            int    `json:"tsc"`      // PR_GET_TSC (amd64)
 	MemoryMerge    bool   `json:"memory_merge"`
 	OOMScoreAdj    int    `json:"oom_score_adj"`
 	CoredumpFilter uint64 `json:"coredump_filter"`
 	LoginUID       uint32 `json:"loginuid"`
+	// MlockFuture is mlockall's MCL_FUTURE (and MCL_ONFAULT) state:
+	// mappings made from now on are locked.
+	MlockFuture int `json:"mlock_future"`
 }
 
 // Zombie is a child that had exited but was not reaped at freeze. Zombies
@@ -324,8 +327,8 @@ type Siginfo struct {
 type Process struct {
 	Arch     Arch   `json:"arch"`
 	PageSize int    `json:"page_size"`
-	Kernel   string `json:"kernel"`  // uname -r of the freezing machine
-	Machine  string `json:"machine"` // hostname of the freezing machine, informative
+	Kernel   string `json:"kernel"`    // uname -r of the freezing machine
+	Machine  string `json:"machine"`   // hostname of the freezing machine, informative
 	FrozenAt int64  `json:"frozen_at"` // Unix time in ns, informative
 	Pid      int    `json:"pid"`
 	Comm     string `json:"comm"`

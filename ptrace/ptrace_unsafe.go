@@ -149,3 +149,23 @@ func SyscallInfoOp(tid int) (int, error) {
 	}
 	return int(buf[0]), nil
 }
+
+// reqGetSyscallUserDispatch is PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG
+// (Linux 6.4+).
+const reqGetSyscallUserDispatch = 0x4211
+
+// SyscallUserDispatchMode returns the mode of tid's syscall user
+// dispatch (PR_SET_SYSCALL_USER_DISPATCH), 0 when off or when the kernel
+// cannot tell (before 6.4 it cannot be read; the tracer then cannot know).
+// Precondition: called via Tracer.Do.
+func SyscallUserDispatchMode(tid int) (uint64, error) {
+	var raw [32]byte // struct ptrace_sud_config: mode, selector, offset, len
+	err := ptracePtr(reqGetSyscallUserDispatch, tid, uintptr(len(raw)), unsafe.Pointer(&raw[0]))
+	if err == unix.EIO || err == unix.EINVAL {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG tid %d: %w", tid, err)
+	}
+	return binary.LittleEndian.Uint64(raw[:]), nil
+}

@@ -465,6 +465,11 @@ func (h *helper) restoreLate() error {
 	if err := h.registerMembarrier(); err != nil {
 		return err
 	}
+	if p.Attrs.MlockFuture != 0 {
+		if _, err := h.sys("mlockall", sys.Mlockall, uint64(p.Attrs.MlockFuture)); err != nil {
+			return err
+		}
+	}
 	if err := h.restoreCreds(); err != nil {
 		return err
 	}

@@ -57,4 +57,6 @@ const (
 	SysMembarrier       = 324
 	SysClone3           = 435
 	SysRtSigtimedwait   = 128
+	SysMlockall         = 151
+	SysGetMempolicy     = 239
 )

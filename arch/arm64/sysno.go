@@ -59,4 +59,6 @@ const (
 	SysMembarrier       = 283
 	SysClone3           = 435
 	SysRtSigtimedwait   = 137
+	SysMlockall         = 230
+	SysGetMempolicy     = 236
 )
