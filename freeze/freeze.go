@@ -180,8 +180,7 @@ func (f *freezer) seize() error {
 		return err
 	}
 	if err := ptrace.Interrupt(pid); err != nil {
-		_ = ptrace.Detach(pid, 0)
-		return err
+		return errors.Join(err, ptrace.Detach(pid, 0))
 	}
 	for {
 		st, err := ptrace.Wait(pid)
@@ -202,12 +201,10 @@ func (f *freezer) seize() error {
 	}
 	tids, err := proc.Tasks(pid)
 	if err != nil {
-		_ = ptrace.Detach(pid, 0)
-		return err
+		return errors.Join(err, ptrace.Detach(pid, 0))
 	}
 	if len(tids) != 1 {
-		_ = ptrace.Detach(pid, 0)
-		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids))
+		return errors.Join(fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids)), ptrace.Detach(pid, 0))
 	}
 	// Live children are not frozen with their parent: restored alone, it
 	// would wait for children that do not exist. Refuse, rather than thaw
@@ -215,8 +212,7 @@ func (f *freezer) seize() error {
 	// do not block a freeze (see docs/state.md for what wait() sees).
 	kids, err := proc.ChildrenStates(pid)
 	if err != nil {
-		_ = ptrace.Detach(pid, 0)
-		return err
+		return errors.Join(err, ptrace.Detach(pid, 0))
 	}
 	var live, zombies []string
 	f.zombies = nil
@@ -229,7 +225,9 @@ func (f *freezer) seize() error {
 		live = append(live, strconv.Itoa(k.Pid))
 	}
 	if len(live) > 0 {
-		_ = ptrace.Detach(pid, 0)
+		if err := ptrace.Detach(pid, 0); err != nil {
+			return err
+		}
 		msg := fmt.Sprintf("pid %d has live child processes (%s)", pid, strings.Join(live, " "))
 		if len(zombies) > 0 {
 			msg += fmt.Sprintf(" and zombies (%s)", strings.Join(zombies, " "))

@@ -23,8 +23,12 @@ import (
 // it execs the stub, then rebuilds the frozen process inside it with
 // injected syscalls and process_vm_writev, and lets it go.
 func runHelper() int {
-	pid, _ := strconv.Atoi(os.Getenv(envPid))
-	stub, _ := strconv.ParseUint(os.Getenv(envStub), 16, 64)
+	pid, perr := strconv.Atoi(os.Getenv(envPid))
+	stub, serr := strconv.ParseUint(os.Getenv(envStub), 16, 64)
+	if perr != nil || serr != nil || pid <= 0 {
+		fmt.Fprintf(os.Stderr, "thaw: the restore helper was started without a valid %s/%s\n", envPid, envStub)
+		return 1
+	}
 	ready := os.NewFile(fdReady, "ready")
 	h := &helper{pid: pid, stub: stub, host: arch.Current, ps: uint64(os.Getpagesize()),
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
@@ -51,7 +55,9 @@ func runHelper() int {
 	}
 	if err := h.tr.Do(h.restore); err != nil {
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
-		h.tr.Do(h.abort)
+		if aerr := h.tr.Do(h.abort); aerr != nil {
+			fmt.Fprintf(os.Stderr, "thaw: ending the half-built process: %v\n", aerr)
+		}
 		return 1
 	}
 	return 0
@@ -146,7 +152,9 @@ func (h *helper) abort() error {
 		}
 	}
 	if err != nil {
-		unix.Kill(h.pid, unix.SIGKILL)
+		if kerr := unix.Kill(h.pid, unix.SIGKILL); kerr != nil {
+			return errors.Join(err, fmt.Errorf("SIGKILL: %w", kerr))
+		}
 	}
 	return err
 }
@@ -365,7 +373,7 @@ func (h *helper) restoreCwd() error {
 // restoreMM sets the mm fields (brk, arg/env bounds, auxv...) with one
 // prctl(PR_SET_MM, PR_SET_MM_MAP): unlike the single-field forms it needs
 // no CAP_SYS_RESOURCE (kernel/sys.c, prctl_set_mm_map).
-func (h *helper) restoreMM() error {
+func (h *helper) restoreMM() (err error) {
 	mm := h.p.MM
 	auxv := h.p.Auxv
 	auxAddr, err := h.poke(512, auxv)
@@ -388,7 +396,11 @@ func (h *helper) restoreMM() error {
 			atFDCWD := int64(unix.AT_FDCWD)
 			if fd, err := h.s.Syscall(h.host.Sys.Openat, uint64(atFDCWD), path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 				exeFD = fd
-				defer h.s.Syscall(h.host.Sys.Close, fd)
+				defer func() {
+					if _, cerr := h.sys("close the program file", h.host.Sys.Close, fd); cerr != nil {
+						err = errors.Join(err, cerr)
+					}
+				}()
 			}
 		}
 	}
@@ -540,7 +552,9 @@ func (h *helper) resume(th *image.Thread) error {
 	}
 	if err != nil {
 		// The stub is gone: nothing can run; kill rather than resume wrong.
-		unix.Kill(h.pid, unix.SIGKILL)
+		if kerr := unix.Kill(h.pid, unix.SIGKILL); kerr != nil {
+			err = errors.Join(err, fmt.Errorf("SIGKILL: %w", kerr))
+		}
 		return err
 	}
 	// A process frozen in job-control stop comes back stopped: the
@@ -555,8 +569,11 @@ func (h *helper) resume(th *image.Thread) error {
 	}
 	if h.winch {
 		// Another terminal, maybe of another size: tell the process to
-		// look again, as a resize would (ignored by default).
-		unix.Kill(h.pid, unix.SIGWINCH)
+		// look again, as a resize would (ignored by default). The
+		// process runs already: a failure is only worth a word.
+		if err := unix.Kill(h.pid, unix.SIGWINCH); err != nil {
+			fmt.Fprintf(os.Stderr, "thaw: the process runs, but SIGWINCH did not reach it: %v\n", err)
+		}
 	}
 	return nil
 }
