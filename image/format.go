@@ -11,7 +11,7 @@ import (
 
 // Version is the image format version this package writes, and the only
 // one it reads.
-const Version = 1
+const Version = 2
 
 // MaxPagesChunk is the largest uncompressed size of one PAGES record.
 const MaxPagesChunk = 16 << 20
@@ -21,9 +21,16 @@ const (
 	headerSize       = 28 // magic, version, arch, page size, flags, crc
 	recordHeaderSize = 12 // type, payload length, payload crc
 	pagesHeaderSize  = 20 // vaddr, page count, raw length, compression
-	endPayloadSize   = 16 // PAGES record count, total pages
+	endPayloadSize   = 32 // PAGES records, pages, BLOB records, blob bytes
+	blobHeaderSize   = 16 // blob id, offset of the chunk in the blob
 
 	maxMetaSize = 64 << 20
+
+	// maxThreads bounds the THREAD records a PROCESS may announce
+	// (the kernel's default threads-max is far lower on most machines).
+	maxThreads = 1 << 22
+	// maxVDSO bounds the vdso copy in the metadata.
+	maxVDSO = 1 << 20
 
 	minPageSize = 4096
 	maxPageSize = 65536
@@ -40,10 +47,12 @@ var magic = [8]byte{'C', 'R', 'Y', 'O', 'I', 'M', 'G', 0}
 
 // Record types.
 const (
-	recMeta  uint32 = 1
-	recPages uint32 = 2
-	recEnd   uint32 = 3
-	recTail  uint32 = 4
+	recProcess uint32 = 1
+	recPages   uint32 = 2
+	recEnd     uint32 = 3
+	recTail    uint32 = 4
+	recThread  uint32 = 5
+	recBlob    uint32 = 6
 )
 
 // Compression of a PAGES record's data.
@@ -60,8 +69,12 @@ func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 func recordName(t uint32) string {
 	switch t {
-	case recMeta:
-		return "META"
+	case recProcess:
+		return "PROCESS"
+	case recThread:
+		return "THREAD"
+	case recBlob:
+		return "BLOB"
 	case recPages:
 		return "PAGES"
 	case recEnd:
@@ -152,6 +165,34 @@ func validateProcess(p *Process, arch Arch, pageSize int) error {
 	if p.PageSize != pageSize {
 		return fmt.Errorf("metadata page size %d does not match the image header's %d", p.PageSize, pageSize)
 	}
+	if p.NumThreads < 1 || p.NumThreads > maxThreads {
+		return fmt.Errorf("the process has %d threads: want 1 to %d", p.NumThreads, maxThreads)
+	}
+	if len(p.VDSO) > maxVDSO {
+		return fmt.Errorf("the vdso copy is %d bytes, more than %d", len(p.VDSO), maxVDSO)
+	}
+	files := map[int]bool{}
+	for _, f := range p.Files {
+		if files[f.ID] {
+			return fmt.Errorf("file id %d appears twice", f.ID)
+		}
+		files[f.ID] = true
+	}
+	fds := map[int]bool{}
+	for _, fd := range p.FDs {
+		if fd.Num < 0 || fds[fd.Num] {
+			return fmt.Errorf("fd %d is invalid or appears twice", fd.Num)
+		}
+		fds[fd.Num] = true
+		if !files[fd.File] {
+			return fmt.Errorf("fd %d points at file id %d, which the image does not hold", fd.Num, fd.File)
+		}
+	}
+	for _, l := range p.Locks {
+		if !files[l.File] {
+			return fmt.Errorf("a %s lock is taken through file id %d, which the image does not hold", l.Kind, l.File)
+		}
+	}
 	mask := uint64(pageSize) - 1
 	var prevEnd uint64
 	for i := range p.VMAs {
@@ -166,6 +207,38 @@ func validateProcess(p *Process, arch Arch, pageSize int) error {
 			return fmt.Errorf("VMA %d [%#x-%#x) %q overlaps or precedes the previous one ending at %#x", i, v.Start, v.End, v.Path, prevEnd)
 		}
 		prevEnd = v.End
+		for _, g := range v.Guards {
+			if g[0] >= g[1] || g[0] < v.Start || g[1] > v.End || g[0]&mask != 0 || g[1]&mask != 0 {
+				return fmt.Errorf("VMA %d [%#x-%#x) has an invalid guard region [%#x-%#x)", i, v.Start, v.End, g[0], g[1])
+			}
+		}
+	}
+	return nil
+}
+
+// validateThread checks a THREAD record; seen holds the thread ids of
+// the records before it, and gets this one's.
+func validateThread(t *Thread, seen map[int]bool) error {
+	if t.Tid <= 0 {
+		return fmt.Errorf("thread id %d is invalid", t.Tid)
+	}
+	if seen[t.Tid] {
+		return fmt.Errorf("thread id %d appears twice", t.Tid)
+	}
+	seen[t.Tid] = true
+	if len(t.Regs) == 0 {
+		return fmt.Errorf("thread %d has no registers", t.Tid)
+	}
+	return nil
+}
+
+// checkFileBlobs reports a File whose Blob names a blob that is not in
+// the image (have says which are), once all the BLOB records are known.
+func checkFileBlobs(files []File, have func(id uint64) bool) error {
+	for _, f := range files {
+		if f.Blob != 0 && !have(f.Blob) {
+			return fmt.Errorf("file id %d names blob %d, which the image does not hold", f.ID, f.Blob)
+		}
 	}
 	return nil
 }

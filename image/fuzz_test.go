@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,29 +15,36 @@ import (
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzReader")
 
-// seedImages are small valid (and one truncated) images for the fuzzer.
-// They are kept small, as the time the fuzzer spends minimizing an input
-// grows with the square of its size.
+// seedImages are small valid (and one truncated) images for the fuzzer,
+// with a record of every type between them. They are kept small, as the
+// time the fuzzer spends minimizing an input grows with the square of
+// its size.
 func seedImages(t testing.TB) map[string][]byte {
 	rng := rand.New(rand.NewPCG(11, 12))
 	p := &Process{
 		Arch: ArchAMD64, PageSize: 4096, Pid: 7, Comm: "a",
 		VMAs:    []VMA{{Start: 0x1000, End: 0x5000, Prot: 3, Kind: VMAAnon}, {Start: 0x5000, End: 0x6000, Prot: 1, Kind: VMAFilePrivate, Path: "/x"}},
-		Threads: []Thread{{Tid: 7, Regs: []byte{1, 2}}},
-		FDs:     []FD{{Num: 1, Kind: FDInherit}},
+		Threads: []Thread{{Tid: 7, Regs: []byte{1, 2}}, {Tid: 8, Regs: []byte{3}}},
+		Files:   []File{{ID: 1, Kind: FileStd}, {ID: 2, Kind: FileReg, Path: "/y", Blob: 3}},
+		FDs:     []FD{{Num: 1, File: 1}, {Num: 2, File: 1}, {Num: 3, File: 2}},
+		Locks:   []Lock{{Kind: LockFlock, File: 2}},
 	}
 	page := func() []byte {
 		b := sparseBytes(rng, 4096)
 		copy(b[100:], textBytes(rng, 50))
 		return b
 	}
-	pages := buildImage(t, p, []segment{{0x1000, concat(page(), page())}, {0x5000, page()}}, 4096, 1)
-	raw := buildImage(t, p, []segment{{0x3000, randomBytes(rng, 4096)}}, 4096, 1)
-	arm := &Process{Arch: ArchARM64, PageSize: 16384, VMAs: []VMA{{Start: 0x10000, End: 0x20000}}}
+	small := writeOpts{chunk: 4096, jobs: 1, blobChunk: 16}
+	blobs := []blob{{3, []byte("the contents of /y, in three records")}, {4, nil}}
+	pages := writeImage(t, p, contents{blobs: blobs, segs: []segment{{0x1000, concat(page(), page())}, {0x5000, page()}}}, small)
+	raw := writeImage(t, p, contents{blobs: blobs[:1], segs: []segment{{0x3000, randomBytes(rng, 4096)}}}, small)
+	tail := writeImage(t, p, contents{blobs: blobs, tail: &Tail{Pending: []Siginfo{{Tid: 8, Raw: [128]byte{10}}}}}, small)
+	arm := &Process{Arch: ArchARM64, PageSize: 16384, VMAs: []VMA{{Start: 0x10000, End: 0x20000}}, Threads: []Thread{{Tid: 1, Regs: []byte{0}}}}
 	empty := buildImage(t, arm, nil, 16384, 1)
 	return map[string][]byte{
 		"pages":     pages,
 		"raw":       raw,
+		"tail":      tail,
 		"empty":     empty,
 		"truncated": pages[:len(pages)-recordHeaderSize-endPayloadSize],
 	}
@@ -75,40 +81,49 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// fuzzRead reads an arbitrary image; when it is valid, writing its
-// contents again must give an image that reads back the same.
+// fuzzRead reads an arbitrary image, with NextBlob and without; when it
+// is valid, writing its contents again must give an image that reads
+// back the same.
 func fuzzRead(t *testing.T, data []byte) {
-	r, err := NewReader(bytes.NewReader(data))
+	p, c, err := readAll(bytes.NewReader(data))
+	// Skipping the blobs finds the same pages, or the same error.
+	p1, segs1, err1 := readImage(bytes.NewReader(data))
+	if (err == nil) != (err1 == nil) || (err != nil && err.Error() != err1.Error()) {
+		t.Fatalf("reading the blobs: %v; skipping them: %v", err, err1)
+	}
 	if err != nil {
+		if strings.Contains(err.Error(), "NextBlob broke its promises") {
+			t.Fatal(err)
+		}
 		return
 	}
-	p, err := r.Meta()
-	if err != nil {
-		return
+	if !reflect.DeepEqual(p, p1) || !reflect.DeepEqual(c.segs, segs1) {
+		t.Fatal("skipping the blobs changed what was read")
 	}
-	var segs []segment
-	for {
-		vaddr, chunk, err := r.Next()
-		if err == io.EOF {
-			break
+	ps := p.PageSize
+	for _, s := range c.segs {
+		if len(s.data) == 0 || len(s.data)%ps != 0 || len(s.data) > MaxPagesChunk {
+			t.Fatalf("chunk of %d bytes", len(s.data))
 		}
-		if err != nil {
-			return
-		}
-		if len(chunk) == 0 || len(chunk)%r.PageSize() != 0 || len(chunk) > MaxPagesChunk {
-			t.Fatalf("chunk of %d bytes", len(chunk))
-		}
-		segs = append(segs, segment{vaddr, bytes.Clone(chunk)})
 	}
-	img := buildImage(t, p, segs, 3*r.PageSize(), 2)
-	p2, segs2, err := readImage(bytes.NewReader(img))
+	if len(p.Threads) != p.NumThreads {
+		t.Fatalf("%d threads read, %d announced", len(p.Threads), p.NumThreads)
+	}
+	img := writeImage(t, p, c, writeOpts{chunk: 3 * ps, jobs: 2, blobChunk: 5})
+	p2, c2, err := readAll(bytes.NewReader(img))
 	if err != nil {
 		t.Fatalf("rewritten image: %v", err)
 	}
 	if !reflect.DeepEqual(p, p2) {
 		t.Fatalf("metadata changed when rewritten:\n%+v\n%+v", p, p2)
 	}
-	if !reflect.DeepEqual(memory(segs, r.PageSize()), memory(segs2, r.PageSize())) {
+	if !reflect.DeepEqual(c.blobs, c2.blobs) {
+		t.Fatal("blobs changed when rewritten")
+	}
+	if !reflect.DeepEqual(c.tail, c2.tail) {
+		t.Fatalf("tail changed when rewritten:\n%+v\n%+v", c.tail, c2.tail)
+	}
+	if !reflect.DeepEqual(memory(c.segs, ps), memory(c2.segs, ps)) {
 		t.Fatal("pages changed when rewritten")
 	}
 }

@@ -16,13 +16,16 @@ type readerState uint8
 
 const (
 	readMeta readerState = iota
+	readBlobs
 	readPages
 	readDone
 )
 
 // A Reader reads an image stream: NewReader checks the header, Meta
-// returns the process metadata, then Next returns the pages one record
-// at a time until io.EOF.
+// returns the process metadata (the PROCESS and THREAD records), NextBlob
+// returns the blobs one record at a time until io.EOF, then Next returns
+// the pages one record at a time until io.EOF (skipping any blob not
+// read).
 //
 // Every length is checked against the format's limits before anything is
 // allocated for it, and every record's checksum before its contents are
@@ -39,8 +42,19 @@ type Reader struct {
 	payload []byte // reused for every record
 	raw     []byte // reused for decompressed pages
 
-	records, pages uint64
-	tail           *Tail
+	records, pages        uint64
+	blobRecords, blobSize uint64
+	blobID, blobOff       uint64          // the blob being read
+	blobIDs               map[uint64]bool // every blob met so far
+	tail                  *Tail
+
+	// held is the record that ended the blobs, read by NextBlob and left
+	// for Next. Its payload is r.payload, untouched until Next reads
+	// another record.
+	held     bool
+	heldType uint32
+	heldData []byte
+	heldIdx  int
 }
 
 // NewReader reads and checks the image header from r.
@@ -111,10 +125,13 @@ func truncated(where string, err error) error {
 	return fmt.Errorf("reading image %s: %w", where, err)
 }
 
-// Meta reads the process metadata. It must be called before Next; later
-// calls return the same Process. Besides decoding it, Meta checks that it
-// agrees with the header and that its VMAs are sorted, disjoint,
-// non-empty and page-aligned.
+// Meta reads the process metadata: the PROCESS record and the THREAD
+// records it announces, into Process.Threads. It must be called before
+// NextBlob and Next; later calls return the same Process. Besides
+// decoding it, Meta checks that it agrees with the header, that its VMAs
+// are sorted, disjoint, non-empty and page-aligned, that every fd and
+// lock names a file it holds, and that the threads have distinct ids and
+// registers.
 func (r *Reader) Meta() (*Process, error) {
 	if r.meta != nil {
 		return r.meta, nil
@@ -128,7 +145,7 @@ func (r *Reader) Meta() (*Process, error) {
 		return nil, err
 	}
 	r.meta = p
-	r.state = readPages
+	r.state = readBlobs
 	return p, nil
 }
 
@@ -137,17 +154,102 @@ func (r *Reader) readMeta() (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != recMeta {
-		return nil, fmt.Errorf("record #0 is %s, want META first", recordName(typ))
+	if typ != recProcess {
+		return nil, fmt.Errorf("record #0 is %s, want PROCESS first", recordName(typ))
 	}
 	p := new(Process)
 	if err := json.Unmarshal(payload, p); err != nil {
-		return nil, fmt.Errorf("record #0 (META): decoding metadata: %w", err)
+		return nil, fmt.Errorf("record #0 (PROCESS): decoding metadata: %w", err)
 	}
 	if err := validateProcess(p, r.h.arch, int(r.h.pageSize)); err != nil {
-		return nil, fmt.Errorf("record #0 (META): %w", err)
+		return nil, fmt.Errorf("record #0 (PROCESS): %w", err)
+	}
+	// The threads follow; the slice grows with the records really read,
+	// not with the count announced.
+	seen := map[int]bool{}
+	for t := 0; t < p.NumThreads; t++ {
+		i := r.index
+		typ, payload, err := r.record()
+		if err != nil {
+			return nil, err
+		}
+		if typ != recThread {
+			return nil, fmt.Errorf("record #%d is %s, want THREAD %d of %d", i, recordName(typ), t+1, p.NumThreads)
+		}
+		var th Thread
+		if err := json.Unmarshal(payload, &th); err != nil {
+			return nil, fmt.Errorf("record #%d (THREAD): %w", i, err)
+		}
+		if err := validateThread(&th, seen); err != nil {
+			return nil, fmt.Errorf("record #%d (THREAD): %w", i, err)
+		}
+		p.Threads = append(p.Threads, th)
 	}
 	return p, nil
+}
+
+// NextBlob returns the next chunk of a blob: the blob's id (never 0), the
+// offset of the chunk in it, and its bytes (possibly none), valid until
+// the next call. Chunks of one blob come in order and contiguous, and a
+// blob's chunks are not interleaved with another's. After the last BLOB
+// record, once every blob a File names has been met, NextBlob returns
+// io.EOF, and Next the pages.
+func (r *Reader) NextBlob() (id, off uint64, data []byte, err error) {
+	if r.err != nil {
+		return 0, 0, nil, r.err
+	}
+	switch r.state {
+	case readMeta:
+		return 0, 0, nil, errors.New("NextBlob called before Meta")
+	case readPages, readDone:
+		return 0, 0, nil, io.EOF
+	}
+	i := r.index
+	typ, payload, err := r.record()
+	if err != nil {
+		r.err = err
+		return 0, 0, nil, err
+	}
+	if typ != recBlob {
+		// The blobs are over: every blob a file names must have come.
+		if err := checkFileBlobs(r.meta.Files, func(id uint64) bool { return r.blobIDs[id] }); err != nil {
+			r.err = fmt.Errorf("record #0 (PROCESS): %w", err)
+			return 0, 0, nil, r.err
+		}
+		r.held, r.heldType, r.heldIdx, r.heldData = true, typ, i, payload
+		r.state = readPages
+		return 0, 0, nil, io.EOF
+	}
+	id, off = le.Uint64(payload[0:]), le.Uint64(payload[8:])
+	// Checked on every record: 0 is also r.blobID before the first blob.
+	if id == 0 {
+		r.err = fmt.Errorf("record #%d (BLOB): blob id 0 is reserved", i)
+		return 0, 0, nil, r.err
+	}
+	if id != r.blobID {
+		if r.blobIDs[id] {
+			r.err = fmt.Errorf("record #%d (BLOB): blob %d comes back after blob %d: a blob's records must be consecutive", i, id, r.blobID)
+			return 0, 0, nil, r.err
+		}
+		if r.blobIDs == nil {
+			r.blobIDs = map[uint64]bool{}
+		}
+		r.blobIDs[id] = true
+		r.blobID, r.blobOff = id, 0
+	}
+	if off != r.blobOff {
+		if r.blobOff == 0 {
+			r.err = fmt.Errorf("record #%d (BLOB): blob %d starts at offset %d, want 0", i, id, off)
+		} else {
+			r.err = fmt.Errorf("record #%d (BLOB): blob %d continues at offset %d, want %d: its records must be contiguous", i, id, off, r.blobOff)
+		}
+		return 0, 0, nil, r.err
+	}
+	data = payload[blobHeaderSize:]
+	r.blobOff += uint64(len(data))
+	r.blobRecords++
+	r.blobSize += uint64(len(data))
+	return id, off, data, nil
 }
 
 // Tail returns the TAIL record, once Next has returned io.EOF; nil if the
@@ -170,6 +272,14 @@ func (r *Reader) Next() (vaddr uint64, data []byte, err error) {
 	switch r.state {
 	case readMeta:
 		return 0, nil, errors.New("Next called before Meta")
+	case readBlobs:
+		for {
+			if _, _, _, err := r.NextBlob(); err == io.EOF {
+				break
+			} else if err != nil {
+				return 0, nil, err
+			}
+		}
 	case readDone:
 		return 0, nil, io.EOF
 	}
@@ -187,9 +297,24 @@ func (r *Reader) Next() (vaddr uint64, data []byte, err error) {
 
 func (r *Reader) next() (uint64, []byte, error) {
 	i := r.index
-	typ, payload, err := r.record()
-	if err != nil {
-		return 0, nil, err
+	var typ uint32
+	var payload []byte
+	if r.held {
+		r.held = false
+		i, typ, payload = r.heldIdx, r.heldType, r.heldData
+		r.heldData = nil
+	} else {
+		var err error
+		if typ, payload, err = r.record(); err != nil {
+			return 0, nil, err
+		}
+	}
+	if r.tail != nil && typ != recEnd {
+		// The TAIL is read last at freeze: only END may follow it.
+		if typ == recTail {
+			return 0, nil, fmt.Errorf("record #%d is a second TAIL record", i)
+		}
+		return 0, nil, fmt.Errorf("record #%d is %s, want END after the TAIL record", i, recordName(typ))
 	}
 	switch typ {
 	case recPages:
@@ -201,9 +326,6 @@ func (r *Reader) next() (uint64, []byte, error) {
 		r.pages += uint64(len(data) / int(r.h.pageSize))
 		return vaddr, data, nil
 	case recTail:
-		if r.tail != nil {
-			return 0, nil, fmt.Errorf("record #%d is a second TAIL record", i)
-		}
 		var t Tail
 		if err := json.Unmarshal(payload, &t); err != nil {
 			return 0, nil, fmt.Errorf("record #%d (TAIL): %w", i, err)
@@ -215,6 +337,10 @@ func (r *Reader) next() (uint64, []byte, error) {
 		if records != r.records || pages != r.pages {
 			return 0, nil, fmt.Errorf("record #%d (END) announces %d PAGES records and %d pages, the image holds %d and %d", i, records, pages, r.records, r.pages)
 		}
+		blobRecs, blobSize := le.Uint64(payload[16:]), le.Uint64(payload[24:])
+		if blobRecs != r.blobRecords || blobSize != r.blobSize {
+			return 0, nil, fmt.Errorf("record #%d (END) announces %d BLOB records of %d bytes, the image holds %d of %d", i, blobRecs, blobSize, r.blobRecords, r.blobSize)
+		}
 		if _, err := r.r.ReadByte(); err != io.EOF {
 			if err != nil {
 				return 0, nil, fmt.Errorf("reading after the END record: %w", err)
@@ -222,6 +348,12 @@ func (r *Reader) next() (uint64, []byte, error) {
 			return 0, nil, errors.New("unexpected data after the END record")
 		}
 		return 0, nil, nil
+	}
+	switch typ {
+	case recBlob:
+		return 0, nil, fmt.Errorf("record #%d is a BLOB after the pages: blobs come before them", i)
+	case recThread:
+		return 0, nil, fmt.Errorf("record #%d is a THREAD record beyond the %d the PROCESS record announces", i, r.meta.NumThreads)
 	}
 	return 0, nil, fmt.Errorf("record #%d is %s, want PAGES or END", i, recordName(typ))
 }
@@ -233,15 +365,17 @@ func (r *Reader) record() (uint32, []byte, error) {
 	var h [recordHeaderSize]byte
 	if _, err := io.ReadFull(r.r, h[:]); err != nil {
 		if i == 0 {
-			return 0, nil, truncated("before the META record", err)
+			return 0, nil, truncated("before the PROCESS record", err)
 		}
 		return 0, nil, truncated(fmt.Sprintf("after record #%d (no END record)", i-1), err)
 	}
 	typ, n, sum := le.Uint32(h[0:]), le.Uint32(h[4:]), le.Uint32(h[8:])
 	var lo, hi uint64
 	switch typ {
-	case recMeta:
+	case recProcess, recThread:
 		lo, hi = 2, maxMetaSize // "{}"
+	case recBlob:
+		lo, hi = blobHeaderSize, blobHeaderSize+MaxPagesChunk
 	case recPages:
 		lo, hi = pagesHeaderSize+1, pagesHeaderSize+uint64(lz4.CompressBlockBound(MaxPagesChunk))
 	case recEnd:

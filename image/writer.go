@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -24,12 +25,14 @@ type writerState uint8
 
 const (
 	wantMeta writerState = iota
+	wantBlobs
 	wantPages
 	closed
 )
 
 // A Writer produces an image stream: NewWriter writes the header, then
-// WriteMeta, any number of WritePages, and Close, in that order.
+// WriteMeta, any number of WriteBlob, any number of WritePages, and
+// Close, in that order.
 //
 // Pages are copied into chunks of at most 1 MiB that are compressed
 // concurrently, on up to GOMAXPROCS goroutines, and written in order;
@@ -52,7 +55,12 @@ type Writer struct {
 	free  []*job
 	jobs  int // allocated
 
-	records, pages uint64
+	records, pages        uint64
+	blobRecords, blobSize uint64
+	blobID, blobOff       uint64          // the blob being written
+	blobIDs               map[uint64]bool // every blob written
+	blobChunk             int             // bytes per BLOB record; tests make it small
+	files                 []File          // the metadata's, to check their blobs
 }
 
 // job is one PAGES record on its way out, with the buffers and
@@ -90,7 +98,7 @@ func newWriter(w io.Writer, arch Arch, pageSize, chunk, maxJobs int) (*Writer, e
 	if chunk < pageSize {
 		chunk = pageSize
 	}
-	iw := &Writer{w: w, arch: arch, pageSize: pageSize, chunk: min(chunk, MaxPagesChunk), maxJobs: max(maxJobs, 1)}
+	iw := &Writer{w: w, arch: arch, pageSize: pageSize, chunk: min(chunk, MaxPagesChunk), maxJobs: max(maxJobs, 1), blobChunk: MaxPagesChunk}
 	h := header{version: Version, arch: arch, pageSize: uint32(pageSize)}
 	if err := iw.write(h.marshal()); err != nil {
 		return nil, fmt.Errorf("writing image header: %w", err)
@@ -119,11 +127,19 @@ func (w *Writer) usable(want writerState, op string) error {
 	if w.err != nil {
 		return fmt.Errorf("%s: image writer failed earlier: %w", op, w.err)
 	}
+	if w.state == wantBlobs && want == wantPages {
+		return nil // the first pages end the blobs (endBlobs)
+	}
 	if w.state != want {
 		switch w.state {
 		case wantMeta:
 			return fmt.Errorf("%s: WriteMeta must come first", op)
+		case wantBlobs:
+			return fmt.Errorf("%s: metadata already written", op)
 		case wantPages:
+			if want == wantBlobs {
+				return fmt.Errorf("%s: blobs must come before the pages", op)
+			}
 			return fmt.Errorf("%s: metadata already written", op)
 		default:
 			return fmt.Errorf("%s: image writer is closed", op)
@@ -132,40 +148,128 @@ func (w *Writer) usable(want writerState, op string) error {
 	return nil
 }
 
-// WriteMeta writes the process metadata. It must be called once, before
-// any WritePages. p must agree with the Writer's architecture and page
-// size and have sorted, disjoint, page-aligned VMAs.
+// WriteMeta writes the process metadata: the PROCESS record, then one
+// THREAD record for each of p.Threads. It must be called once, before
+// anything else. p must agree with the Writer's architecture and page
+// size and have sorted, disjoint, page-aligned VMAs; p.NumThreads is set
+// from p.Threads. Nothing is written unless all of p is valid.
 func (w *Writer) WriteMeta(p *Process) error {
 	if err := w.usable(wantMeta, "WriteMeta"); err != nil {
 		return err
 	}
+	if p == nil {
+		return errors.New("WriteMeta: no process metadata")
+	}
+	p.NumThreads = len(p.Threads)
 	if err := validateProcess(p, w.arch, w.pageSize); err != nil {
 		return fmt.Errorf("WriteMeta: %w", err)
 	}
-	if err := w.jsonRecord(recMeta, p); err != nil {
+	// Encode every record before writing any, so that an invalid thread
+	// leaves no PROCESS record behind it.
+	recs := make([][]byte, 0, 1+len(p.Threads))
+	rec, err := jsonRecord(recProcess, p)
+	if err != nil {
 		return fmt.Errorf("WriteMeta: %w", err)
 	}
+	recs = append(recs, rec)
+	seen := map[int]bool{}
+	for i := range p.Threads {
+		if err := validateThread(&p.Threads[i], seen); err != nil {
+			return fmt.Errorf("WriteMeta: thread %d of %d: %w", i+1, len(p.Threads), err)
+		}
+		rec, err := jsonRecord(recThread, &p.Threads[i])
+		if err != nil {
+			return fmt.Errorf("WriteMeta: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	for _, rec := range recs {
+		if err := w.write(rec); err != nil {
+			return fmt.Errorf("WriteMeta: writing the %s record: %w", recordName(le.Uint32(rec)), err)
+		}
+	}
 	w.vmas = append([]VMA(nil), p.VMAs...)
+	w.files = append([]File(nil), p.Files...)
+	w.state = wantBlobs
+	return nil
+}
+
+// WriteBlob adds data to blob id (> 0): bulk bytes that are not pages,
+// such as an unlinked file's contents. Blobs come after WriteMeta and
+// before the first WritePages; a blob may be written in several calls,
+// each appending to it, but once another blob is written it is over.
+// Every blob a File names must be written. data is not retained.
+func (w *Writer) WriteBlob(id uint64, data []byte) error {
+	if err := w.usable(wantBlobs, "WriteBlob"); err != nil {
+		return err
+	}
+	if id == 0 {
+		return errors.New("WriteBlob: blob id 0 is reserved")
+	}
+	start := w.blobID != id
+	if start {
+		if w.blobIDs[id] {
+			return fmt.Errorf("WriteBlob: blob %d is over, blob %d was written after it: a blob's records must be consecutive", id, w.blobID)
+		}
+		if w.blobIDs == nil {
+			w.blobIDs = map[uint64]bool{}
+		}
+		w.blobIDs[id] = true
+		w.blobID, w.blobOff = id, 0
+	}
+	// An empty blob still gets its (empty) record, so that it exists.
+	for ; len(data) > 0 || start; start = false {
+		n := min(len(data), w.blobChunk)
+		// The headers, then the data straight from the caller's slice:
+		// a 16 MiB chunk is not copied.
+		var hdr [recordHeaderSize + blobHeaderSize]byte
+		le.PutUint64(hdr[recordHeaderSize:], id)
+		le.PutUint64(hdr[recordHeaderSize+8:], w.blobOff)
+		le.PutUint32(hdr[0:], recBlob)
+		le.PutUint32(hdr[4:], uint32(blobHeaderSize+n))
+		le.PutUint32(hdr[8:], crc32.Update(checksum(hdr[recordHeaderSize:]), castagnoli, data[:n]))
+		if err := w.write(hdr[:]); err != nil {
+			return fmt.Errorf("writing BLOB record: %w", err)
+		}
+		if n > 0 {
+			if err := w.write(data[:n]); err != nil {
+				return fmt.Errorf("writing BLOB record: %w", err)
+			}
+		}
+		w.blobRecords++
+		w.blobSize += uint64(n)
+		w.blobOff += uint64(n)
+		data = data[n:]
+	}
+	return nil
+}
+
+// endBlobs moves from the blobs to the pages, once every blob a File
+// names has been written.
+func (w *Writer) endBlobs(op string) error {
+	if w.state != wantBlobs {
+		return nil
+	}
+	if err := checkFileBlobs(w.files, func(id uint64) bool { return w.blobIDs[id] }); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	w.state = wantPages
 	return nil
 }
 
-// jsonRecord writes v, JSON-encoded, as a record of type typ (META, TAIL).
-func (w *Writer) jsonRecord(typ uint32, v any) error {
+// jsonRecord encodes v as a record of type typ (PROCESS, THREAD, TAIL).
+func jsonRecord(typ uint32, v any) ([]byte, error) {
 	js, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encoding the %s record: %w", recordName(typ), err)
+		return nil, fmt.Errorf("encoding the %s record: %w", recordName(typ), err)
 	}
 	if len(js) > maxMetaSize {
-		return fmt.Errorf("the %s record is %d bytes, more than the limit of %d", recordName(typ), len(js), maxMetaSize)
+		return nil, fmt.Errorf("the %s record is %d bytes, more than the limit of %d", recordName(typ), len(js), maxMetaSize)
 	}
 	rec := make([]byte, recordHeaderSize+len(js))
 	copy(rec[recordHeaderSize:], js)
 	putRecordHeader(rec, typ, js)
-	if err := w.write(rec); err != nil {
-		return fmt.Errorf("writing the %s record: %w", recordName(typ), err)
-	}
-	return nil
+	return rec, nil
 }
 
 // WritePages adds the contents of the pages starting at vaddr. len(data)
@@ -185,6 +289,9 @@ func (w *Writer) WritePages(vaddr uint64, data []byte) error {
 	}
 	if err := checkRange(w.vmas, vaddr, len(data), w.pageSize, false); err != nil {
 		return fmt.Errorf("WritePages: %w", err)
+	}
+	if err := w.endBlobs("WritePages"); err != nil {
+		return err
 	}
 	for len(data) > 0 {
 		if c := w.cur; c != nil && (c.vaddr+uint64(len(c.src)) != vaddr || vaddr == c.vmaEnd || len(c.src) == w.chunk) {
@@ -229,6 +336,9 @@ func (w *Writer) CloseWithTail(t *Tail) error {
 	if err := w.usable(wantPages, "Close"); err != nil {
 		return err
 	}
+	if err := w.endBlobs("Close"); err != nil {
+		return err
+	}
 	if w.cur != nil {
 		w.dispatch()
 	}
@@ -238,14 +348,20 @@ func (w *Writer) CloseWithTail(t *Tail) error {
 		}
 	}
 	if t != nil {
-		if err := w.jsonRecord(recTail, t); err != nil {
-			return err
+		rec, err := jsonRecord(recTail, t)
+		if err != nil {
+			return fmt.Errorf("Close: %w", err)
+		}
+		if err := w.write(rec); err != nil {
+			return fmt.Errorf("writing the TAIL record: %w", err)
 		}
 	}
 	rec := make([]byte, recordHeaderSize+endPayloadSize)
 	payload := rec[recordHeaderSize:]
 	le.PutUint64(payload[0:], w.records)
 	le.PutUint64(payload[8:], w.pages)
+	le.PutUint64(payload[16:], w.blobRecords)
+	le.PutUint64(payload[24:], w.blobSize)
 	putRecordHeader(rec, recEnd, payload)
 	if err := w.write(rec); err != nil {
 		return fmt.Errorf("writing END record: %w", err)
