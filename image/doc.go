@@ -14,8 +14,9 @@
 //	| restorer ELF executable        |  unchanged; readelf -h accepts the file
 //	+--------------------------------+  <- image offset
 //	| image header         28 bytes  |  \
-//	| META record                    |   |
-//	| PAGES record                   |   |  the image stream
+//	| PROCESS record                 |   |
+//	| THREAD record ...              |   |
+//	| BLOB record ...                |   |  the image stream
 //	| PAGES record ...               |   |  (image length bytes)
 //	| TAIL record (optional)         |   |
 //	| END record                     |  /
@@ -46,12 +47,26 @@
 //	24  crc32c of bytes 0-23   uint32
 //
 //	record:
-//	 0  type                   uint32  1 META, 2 PAGES, 3 END, 4 TAIL
+//	 0  type                   uint32  1 PROCESS, 2 PAGES, 3 END, 4 TAIL,
+//	                                   5 THREAD, 6 BLOB
 //	 4  payload length         uint32
 //	 8  crc32c of the payload  uint32
 //	12  payload
 //
-//	META payload: the Process, encoded as JSON (at most 64 MiB).
+//	PROCESS payload: the Process, encoded as JSON (at most 64 MiB): the
+//	per-process state (memory map, file table, signal handlers, creds,
+//	limits, timers...). Its "threads" says how many THREAD records follow.
+//
+//	THREAD payload: one Thread, JSON: registers, FPU/xsave, TLS, signal
+//	mask, sigaltstack, tid address, robust list, rseq, scheduling.
+//
+//	BLOB payload: bulk bytes that are not pages (pipe buffers, contents of
+//	unlinked files), referenced by id from the metadata:
+//	 0  blob id                uint64  > 0
+//	 8  offset in the blob     uint64  the blob's bytes so far
+//	16  data                           at most MaxPagesChunk bytes
+//	A blob's records are consecutive and in order; a blob id named in the
+//	metadata must have its records.
 //
 //	TAIL payload: the Tail, JSON: state read after the pages were written
 //	(the signals pending when the freeze ended). At most one, after the
@@ -67,12 +82,26 @@
 //	END payload:
 //	 0  number of PAGES records  uint64
 //	 8  total number of pages    uint64
+//	16  number of BLOB records   uint64
+//	24  total blob bytes         uint64
 //
-// An image is the header, exactly one META record, any number of PAGES
-// records, at most one TAIL record and one END record, and nothing after
-// it. The pages of a
-// PAGES record lie inside one VMA of the metadata. Records are numbered
-// from 0 (META) in error messages.
+// An image is the header, exactly one PROCESS record, the THREAD records
+// it announces, any number of BLOB records, any number of PAGES records,
+// at most one TAIL record and one END record, and nothing after it. The
+// pages of a PAGES record lie inside one VMA of the metadata. Records are
+// numbered from 0 (PROCESS) in error messages.
+//
+// # Version 2
+//
+// Version 1 had one META record with a single thread and a flat list of
+// fds, and carried the vdso as its first page records. Version 2 splits
+// the process from its threads, holds open file descriptions apart from
+// the fds pointing at them (so that fds sharing one share it again after
+// thaw), adds blobs, and carries the vdso in the metadata. Every field of
+// the metadata has an explicit JSON name (TestJSONNamesExplicit), and
+// testdata/format-v2.json pins them (TestJSONGolden): renaming a Go field
+// cannot silently drop it from older images. A version 1 image is refused
+// with a one-line error naming both versions.
 //
 // # Design
 //
