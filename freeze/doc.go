@@ -5,16 +5,22 @@
 //
 //	check pid, kernel thread, privilege; create OUT.cryo-tmp-* (0700)
 //	PTRACE_SEIZE + PTRACE_INTERRUPT          target stopped from here ─┐
-//	refuse threads and children                                        │
-//	smaps, stat, fds + fdinfo, cwd, auxv, exe, CPU flags               │
+//	refuse threads and live children (zombies are recorded)            │
+//	smaps, stat, fds + fdinfo (kcmp for sharing, locks), cwd, auxv,    │
+//	exe, CPU flags, creds, rlimits, /proc settings, vdso bytes         │
 //	GETREGSET (regs, xsave), GETSIGMASK, rseq config                   │
-//	inject: brk(0), mmap scratch, PR_GET_TID_ADDRESS,                  │
-//	        get_robust_list, sigaltstack, rt_sigaction, TCGETS, munmap │
-//	write: restorer ELF | header | META | PAGES... (vdso first)        │
+//	inject: mmap scratch, brk(0), rt_sigaction, personality, prctls,   │
+//	        getitimer, timer_gettime, get_mempolicy, PR_GET_TID_ADDRESS,│
+//	        get_robust_list, sigaltstack, TCGETS, munmap scratch       │
+//	write: restorer ELF | header | PROCESS | THREAD | PAGES...         │
 //	PEEKSIGINFO (pending, after the pages) → TAIL | END | trailer      │
 //	fsync, rename OUT.cryo-tmp-* → OUT, fsync dir                      │
 //	default: SIGKILL (the process lives in OUT now)                    │
 //	--leave-running: PTRACE_DETACH ───────────────────── target runs ──┘
+//
+// What is read, and what is refused, is the inventory of docs/state.md:
+// state.go reads it (from /proc and the tracer where it can, by injected
+// calls where only the process can tell), files.go the descriptor table.
 //
 // Any error before the rename detaches (the injection session has already
 // put back the registers and the mask) and removes the temporary file:

@@ -26,19 +26,30 @@
 //     the last one and move the injection site there; unmap the stub
 //     page, so nothing maps the stub's file (for PR_SET_MM_MAP's exe_fd)
 //  2. checks that need nothing destroyed: FPU state size, vdso/vvar
-//     layout and vdso bytes (the image's first page records)
-//  3. chdir; descriptors: close the stub's, reopen files at path, flags
-//     and offset, keep the thaw's fds 0-2 where the process had a pipe,
-//     socket or terminal                ─ a missing file fails here, with
-//     nothing yet destroyed
-//  4. munmap every stub mapping but the stub region and the vdso/vvar
-//  5. mremap vdso and vvar to the process's addresses, through a hole
+//     layout and vdso bytes (carried in the metadata)
+//  3. zombie children made again (zombies.go): an injected clone3 with
+//     CLONE_PTRACE per zombie, which the helper makes exit with the
+//     recorded status; the SIGCHLDs this queues are consumed
+//  4. chdir; descriptors (files.go): the thaw's std fds copied high, all
+//     of the stub's closed, each open file description of the image
+//     opened once (or taken from the std copies) and dup3'ed onto every
+//     fd that shared it; offsets; locks and leases taken again
+//  5. restoreEarly (state.go): umask, rlimits, scheduling, affinity,
+//     ioprio, prctls, oom_score_adj, coredump_filter, loginuid, each only
+//     where it differs from the stub's   ─ a missing file, a lock held by
+//     someone else or a setting the thawing user may not make fails here,
+//     with nothing yet destroyed
+//  6. munmap every stub mapping but the stub region and the vdso/vvar
+//  7. mremap vdso and vvar to the process's addresses, through a hole
 //     free in both layouts
-//  6. mmap every VMA at its address (MAP_FIXED_NOREPLACE), writable;
-//     write the page records; mprotect to the final protections
-//  7. PR_SET_MM_MAP (brk, arg/env, auxv, exe), signal handlers,
+//  8. mmap every VMA at its address (MAP_FIXED_NOREPLACE); write the page
+//     records; protections, advice, locks and seals (mem.go)
+//  9. PR_SET_MM_MAP (brk, arg/env, auxv, exe), signal handlers,
 //     sigaltstack, tid address, robust list, rseq, name, pending signals
-//  8. the last injected call unmaps the stub region; it enters from an
+// 10. restoreLate (state.go): personality, membarrier, mlockall, creds
+//     (when the thaw runs as root), dumpable, MDWE, no_new_privs, then the
+//     interval and POSIX timers, which start running when set
+// 11. the last injected call unmaps the stub region; it enters from an
 //     event stop with the frozen registers around its own (arm64 puts
 //     back x7 from syscall entry at the end of a syscall stop); stopped
 //     at its syscall exit, the helper loads the frozen registers (with
