@@ -46,10 +46,10 @@
 //     records; protections, advice, locks and seals (mem.go)
 //  9. PR_SET_MM_MAP (brk, arg/env, auxv, exe), signal handlers,
 //     sigaltstack, tid address, robust list, rseq, name, pending signals
-// 10. restoreLate (state.go): personality, membarrier, mlockall, creds
+//  10. restoreLate (state.go): personality, membarrier, mlockall, creds
 //     (when the thaw runs as root), dumpable, MDWE, no_new_privs, then the
 //     interval and POSIX timers, which start running when set
-// 11. the last injected call unmaps the stub region; it enters from an
+//  11. the last injected call unmaps the stub region; it enters from an
 //     event stop with the frozen registers around its own (arm64 puts
 //     back x7 from syscall entry at the end of a syscall stop); stopped
 //     at its syscall exit, the helper loads the frozen registers (with
