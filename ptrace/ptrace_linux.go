@@ -181,15 +181,24 @@ func (s Stop) String() string {
 	case s.Status.Exited():
 		return fmt.Sprintf("exited with status %d", s.Status.ExitStatus())
 	case s.Status.Signaled():
-		return fmt.Sprintf("killed by %v", s.Status.Signal())
+		return fmt.Sprintf("killed by %s", signalName(s.Status.Signal()))
 	case s.SyscallStop():
 		return "syscall stop"
 	case s.Event() != 0:
-		return fmt.Sprintf("event %d stop (%v)", s.Event(), s.Status.StopSignal())
+		return fmt.Sprintf("event %d stop (%s)", s.Event(), signalName(s.Status.StopSignal()))
 	case s.Status.Stopped():
-		return fmt.Sprintf("signal stop %v", s.Status.StopSignal())
+		return fmt.Sprintf("signal stop %s", signalName(s.Status.StopSignal()))
 	}
 	return fmt.Sprintf("status %#x", uint32(s.Status))
+}
+
+// signalName is "SIGKILL" where Signal.String says "killed", which reads
+// badly in "killed by killed"; "signal 35" for a real-time signal.
+func signalName(sig unix.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
 }
 
 // Wait waits for the next state change of tid.
