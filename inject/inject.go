@@ -221,7 +221,12 @@ func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
 			break
 		}
 		for _, sec := range f.Sections {
-			if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 || sec.Offset+sec.Size > uint64(len(buf)) {
+			// The vdso is the target's memory: its headers may say
+			// anything. A compressed section's bytes are no code,
+			// and its size is its compression header's, so that
+			// Offset+Size may wrap around.
+			if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 || sec.Flags&elf.SHF_COMPRESSED != 0 ||
+				sec.Offset > uint64(len(buf)) || sec.Size > uint64(len(buf))-sec.Offset {
 				continue
 			}
 			if off, ok := h.FindSyscall(buf[sec.Offset : sec.Offset+sec.Size]); ok {
