@@ -11,47 +11,59 @@ import (
 	"github.com/cryo-project/cryo/ptrace"
 )
 
-// dumper copies the wanted pages of each VMA into the image: runs of
-// wanted pages are read with process_vm_readv in chunks of len(buf), pages
-// that read as zero are dropped (the restored mapping is zero already),
-// and runs of non-zero pages go to the writer.
+// dumper copies the wanted pages of each VMA into the image (policy and
+// wantPage say which): the runs of present or swapped pages that a
+// pagemap scan finds, or every page of a readable private file mapping.
+// Runs are read with process_vm_readv in chunks of len(buf); pages that
+// read as zero are dropped (the restored mapping is zero already) unless
+// keepZero, and runs of the rest go to the writer. Its memory is
+// len(buf) plus the scanner's bounded buffers, whatever the size of the
+// address space.
 type dumper struct {
-	ctx   context.Context
-	pid   int
-	w     *image.Writer
-	pm    *os.File
-	mem   *os.File
-	ps    uint64
-	buf   []byte
-	pmBuf []uint64
+	ctx  context.Context
+	pid  int
+	w    *image.Writer
+	scan *proc.Scanner
+	mem  *os.File
+	ps   uint64
+	buf  []byte
+	// smaps holds the smaps entries by start address, for their Rss
+	// and Swap (needScan).
+	smaps map[uint64]*proc.Mapping
 	pages int64
 	zero  int64
 	runs  int
 }
 
 func (d *dumper) vma(v *image.VMA) error {
-	switch v.Kind {
-	case image.VMAVVAR, image.VMAVDSO, image.VMAFileShared:
-		return nil // the vdso travels in the metadata
+	switch policy(v) {
+	case pagesNone:
+		return nil
+	case pagesAll:
+		start := v.Start
+		for _, g := range v.Guards {
+			if err := d.span(v, start, max(start, g[0])); err != nil {
+				return err
+			}
+			start = max(start, g[1])
+		}
+		return d.span(v, start, v.End)
 	}
-	if v.Flags&image.VMANoDump != 0 {
+	if !needScan(v, d.smaps[v.Start]) {
 		return nil
 	}
-	ents, err := proc.Pagemap(d.pm, v.Start, v.End, int(d.ps), d.pmBuf)
-	if err != nil {
-		return err
-	}
-	d.pmBuf = ents
-	n := uint64(len(ents))
-	for i := uint64(0); i < n; {
-		if !wantPage(v, ents[i]) {
-			i++
-			continue
+	return d.scan.Scan(v.Start, v.End, proc.CatPresent|proc.CatSwapped, func(r proc.Region) error {
+		if !wantPage(v, r.Cat) {
+			return nil
 		}
-		j := i
-		for j < n && wantPage(v, ents[j]) && (j-i+1)*d.ps <= uint64(len(d.buf)) {
-			j++
-		}
+		return d.span(v, r.Start, r.End)
+	})
+}
+
+// span dumps the pages of [start, end), len(buf) at a time.
+func (d *dumper) span(v *image.VMA, start, end uint64) error {
+	for addr := start; addr < end; {
+		n := min(end-addr, uint64(len(d.buf)))
 		if d.runs == 1 { // some pages are in the output already
 			if err := fault(d.ctx, "dumping"); err != nil {
 				return err
@@ -59,21 +71,22 @@ func (d *dumper) vma(v *image.VMA) error {
 		} else if err := d.ctx.Err(); err != nil {
 			return fmt.Errorf("interrupted while writing pages: the target was left as it was")
 		}
-		if err := d.run(v, v.Start+i*d.ps, int(j-i)); err != nil {
+		if err := d.run(v, addr, int(n/d.ps)); err != nil {
 			return err
 		}
 		d.runs++
-		i = j
+		addr += n
 	}
 	return nil
 }
 
 var zeroPage = make([]byte, 65536)
 
-// run reads npages at addr and writes the non-zero ones.
+// run reads npages at addr and writes the wanted ones.
 func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 	b := d.buf[:uint64(npages)*d.ps]
 	got, err := ptrace.ReadMem(d.pid, addr, b)
+	var unreadable map[int]bool
 	if err != nil || got < len(b) {
 		// Unreadable for process_vm_readv (PROT_NONE pages with
 		// data, or a partial read): /proc/PID/mem reads with
@@ -82,14 +95,17 @@ func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 		if got < 0 {
 			got = 0
 		}
-		for off := uint64(got) &^ (d.ps - 1); off < uint64(len(b)); off += d.ps {
-			pg := b[off : off+d.ps]
-			if _, rerr := d.mem.ReadAt(pg, int64(addr+off)); rerr != nil {
-				copy(pg, zeroPage[:d.ps])
+		for i := got / int(d.ps); i < npages; i++ {
+			pg := b[uint64(i)*d.ps : uint64(i+1)*d.ps]
+			if _, rerr := d.mem.ReadAt(pg, int64(addr+uint64(i)*d.ps)); rerr != nil {
+				if unreadable == nil {
+					unreadable = map[int]bool{}
+				}
+				unreadable[i] = true
 			}
 		}
 	}
-	zero := zeroPage[:d.ps]
+	zero, keep := zeroPage[:d.ps], keepZero(v)
 	start := -1
 	flush := func(end int) error {
 		if start < 0 {
@@ -105,8 +121,12 @@ func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 	}
 	for i := 0; i < npages; i++ {
 		pg := b[uint64(i)*d.ps : uint64(i+1)*d.ps]
-		if bytes.Equal(pg, zero) {
+		skip := unreadable[i]
+		if !skip && !keep && bytes.Equal(pg, zero) {
 			d.zero++
+			skip = true
+		}
+		if skip {
 			if err := flush(i); err != nil {
 				return err
 			}

@@ -258,6 +258,10 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Guard regions go in the metadata, written before the pages.
+	if err := findGuards(pid, f.pageSize, vmas); err != nil {
+		return nil, err
+	}
 	files, err := collectFiles(pid)
 	if err != nil {
 		return nil, err
@@ -422,7 +426,10 @@ func (f *freezer) explain(err error) error {
 	return err
 }
 
-// dumpPages writes the pages of every VMA.
+// dumpPages writes the pages of every VMA (see dumper), in memory that
+// does not grow with the address space: pagemap is scanned a bounded
+// piece at a time, and not at all for mappings with nothing resident or
+// swapped (smaps Rss and Swap 0).
 func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Process) error {
 	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", f.pid))
 	if err != nil {
@@ -434,7 +441,15 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 		return fmt.Errorf("open memory of pid %d: %w", f.pid, err)
 	}
 	defer mem.Close()
-	d := &dumper{ctx: ctx, pid: f.pid, w: w, pm: pm, mem: mem, ps: uint64(f.pageSize), buf: make([]byte, 4<<20)}
+	maps, err := proc.Maps(f.pid)
+	if err != nil {
+		return err
+	}
+	d := &dumper{ctx: ctx, pid: f.pid, w: w, scan: proc.NewScanner(pm, f.pageSize), mem: mem,
+		ps: uint64(f.pageSize), buf: make([]byte, 4<<20), smaps: map[uint64]*proc.Mapping{}}
+	for i := range maps {
+		d.smaps[maps[i].Start] = &maps[i]
+	}
 	for i := range p.VMAs {
 		if err := d.vma(&p.VMAs[i]); err != nil {
 			return err

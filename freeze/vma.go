@@ -2,6 +2,7 @@ package freeze
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +50,11 @@ func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
 			if m.VmFlags[flag] {
 				v.Flags |= bit
 			}
+		}
+		if !m.Shared() {
+			// Every private mapping may be written (VM_MAYWRITE):
+			// mw only says something of a shared one.
+			v.Flags &^= image.VMAMayWrite
 		}
 		for _, flag := range []string{"um", "uw", "ui"} {
 			if m.VmFlags[flag] {
@@ -105,16 +111,99 @@ func describe(p string) string {
 	return p
 }
 
-// wantPage says whether page i (pagemap entry e) of v is dumped. Anonymous
-// memory needs its present or swapped pages only: the rest reads as zero.
-// A private file mapping needs every readable page: a page never touched
-// still holds the file's bytes, and the file may be absent at thaw.
-func wantPage(v *image.VMA, e uint64) bool {
+// pagePolicy says which pages of a VMA the image holds.
+type pagePolicy int
+
+const (
+	// pagesNone: the vdso and vvar (the thawing kernel's are moved into
+	// place) and shared file mappings (the file holds the data).
+	pagesNone pagePolicy = iota
+	// pagesPresent: the present and swapped pages only; the others read
+	// as zero in new anonymous memory, or hold the file's bytes where
+	// the mapping cannot be read.
+	pagesPresent
+	// pagesAll: every page outside guard regions, present or not: a
+	// readable private file mapping, whose untouched pages still hold
+	// the file's bytes and whose file may be gone at thaw.
+	pagesAll
+)
+
+func policy(v *image.VMA) pagePolicy {
 	switch v.Kind {
 	case image.VMAAnon, image.VMASharedAnon:
-		return e&(proc.PagePresent|proc.PageSwapped) != 0
+		return pagesPresent
 	case image.VMAFilePrivate:
-		return v.Prot&unix.PROT_READ != 0 || e&(proc.PagePresent|proc.PageSwapped) != 0
+		if v.Prot&unix.PROT_READ != 0 {
+			return pagesAll
+		}
+		return pagesPresent
 	}
-	return false
+	return pagesNone
+}
+
+// keepZero says whether v's pages that read as zero are stored anyway: a
+// private file mapping may be mapped from its file again at thaw, where
+// a page left out would show the file's bytes.
+func keepZero(v *image.VMA) bool { return v.Kind == image.VMAFilePrivate }
+
+// needScan says whether v's pagemap must be scanned for its present and
+// swapped pages; m is v's smaps entry (nil if unknown). A mapping with
+// no page resident or swapped (smaps Rss and Swap 0) has none to find:
+// a 64 GiB reservation costs nothing, even where pagemap is read entry
+// by entry. Rss leaves out the shared zero page, which reads as zero.
+func needScan(v *image.VMA, m *proc.Mapping) bool {
+	if policy(v) != pagesPresent {
+		return false
+	}
+	return m == nil || m.Start != v.Start || m.End != v.End || m.Rss != 0 || m.Swap != 0
+}
+
+// wantPage says whether a run of pages of v in categories c (from a scan
+// of pagemap) goes in the image, for a VMA whose policy is pagesPresent.
+// Guard pages (which the kernel also reports swapped) hold nothing: they
+// are recorded in VMA.Guards. The shared zero page reads as zero, as new
+// anonymous memory does; over a file it must be written as zeros.
+func wantPage(v *image.VMA, c proc.PageCat) bool {
+	if policy(v) != pagesPresent || c&proc.CatGuard != 0 || c&(proc.CatPresent|proc.CatSwapped) == 0 {
+		return false
+	}
+	return c&proc.CatZeroPFN == 0 || keepZero(v)
+}
+
+// findGuards records the MADV_GUARD_INSTALL guard regions of each VMA in
+// VMA.Guards, where the kernel reports them (PAGE_IS_GUARD, Linux 6.14+;
+// before, PAGEMAP_SCAN cannot ask and 6.1's pagemap knows no guards).
+// It must run before the metadata is written, with the target stopped.
+func findGuards(pid, pageSize int, vmas []image.VMA) error {
+	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+	if err != nil {
+		return fmt.Errorf("open pagemap of pid %d: %w", pid, err)
+	}
+	defer pm.Close()
+	sc := proc.NewScanner(pm, pageSize)
+	if !sc.ReportsGuards() {
+		return nil
+	}
+	for i := range vmas {
+		v := &vmas[i]
+		if v.Kind == image.VMAVDSO || v.Kind == image.VMAVVAR {
+			continue
+		}
+		v.Guards = nil
+		err := sc.Scan(v.Start, v.End, proc.CatGuard, func(r proc.Region) error {
+			if r.Cat&proc.CatGuard == 0 {
+				return nil
+			}
+			if n := len(v.Guards); n > 0 && v.Guards[n-1][1] == r.Start {
+				v.Guards[n-1][1] = r.End
+			} else {
+				v.Guards = append(v.Guards, [2]uint64{r.Start, r.End})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("guard regions of %#x-%#x %s: %w", v.Start, v.End, describe(v.Path), err)
+		}
+	}
+	return nil
 }
