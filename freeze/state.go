@@ -40,13 +40,6 @@ func collectProcess(pid int, p *image.Process, status map[string]string) error {
 	if v := status["Seccomp"]; v != "0" {
 		return fmt.Errorf("pid %d runs under seccomp (mode %s): its filters cannot be carried yet", pid, v)
 	}
-	for res := 0; res < rlimitCount; res++ {
-		var lim unix.Rlimit
-		if err := unix.Prlimit(pid, res, nil, &lim); err != nil {
-			return fmt.Errorf("prlimit(pid %d, resource %d): %w", pid, res, err)
-		}
-		p.Rlimits = append(p.Rlimits, image.Rlimit{Resource: res, Cur: lim.Cur, Max: lim.Max})
-	}
 	a := &p.Attrs
 	oom, err := readProcInt(pid, "oom_score_adj", 10)
 	if err != nil {
@@ -444,6 +437,9 @@ func (r *remote) processState(p *image.Process, status map[string]string) error 
 	if err := r.itimers(p); err != nil {
 		return err
 	}
+	if err := r.rlimits(p); err != nil {
+		return err
+	}
 	if err := r.mlockFuture(p); err != nil {
 		return err
 	}
@@ -489,6 +485,23 @@ func (r *remote) mempolicy() error {
 	}
 	if mode := le.Uint32(b); mode != 0 {
 		return fmt.Errorf("pid %d has the NUMA memory policy %d (set_mempolicy): unsupported yet", r.pid, mode)
+	}
+	return nil
+}
+
+// rlimits reads every resource limit, from inside: prlimit on another
+// process needs matching credentials or CAP_SYS_RESOURCE, which even
+// root may lack.
+func (r *remote) rlimits(p *image.Process) error {
+	for res := 0; res < rlimitCount; res++ {
+		if _, err := r.call(fmt.Sprintf("prlimit64(%d)", res), r.host.Sys.Prlimit64, 0, uint64(res), 0, r.scratch); err != nil {
+			return err
+		}
+		b, err := r.read(0, 16)
+		if err != nil {
+			return err
+		}
+		p.Rlimits = append(p.Rlimits, image.Rlimit{Resource: res, Cur: le.Uint64(b), Max: le.Uint64(b[8:])})
 	}
 	return nil
 }

@@ -249,15 +249,16 @@ func (h *helper) restore() error {
 	if err := h.moveVDSO(stubMaps); err != nil {
 		return err
 	}
-	if err := h.mapVMAs(); err != nil {
+	as, err := h.mapVMAs()
+	if err != nil {
 		return err
 	}
 	h.logf("mappings created")
-	if err := h.fillPages(); err != nil {
+	if err := h.fillPages(as); err != nil {
 		return err
 	}
 	h.logf("pages written")
-	if err := h.protect(); err != nil {
+	if err := h.finishVMAs(as); err != nil {
 		return err
 	}
 	if err := h.restoreMM(); err != nil {

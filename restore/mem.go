@@ -1,9 +1,11 @@
 package restore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/ptrace"
 )
 
 // The address space: the stub's own mappings cleared, the vdso moved into
@@ -91,81 +94,220 @@ func (h *helper) moveVDSO(stubMaps []proc.Mapping) error {
 	return nil
 }
 
-// mapVMAs creates every mapping of the process, writable for now.
-func (h *helper) mapVMAs() error {
-	sys := h.host.Sys
-	rw := uint64(unix.PROT_READ | unix.PROT_WRITE)
-	for _, v := range h.p.VMAs {
-		size := v.End - v.Start
+// The mappings are created with their final protection and flags, and
+// written without ever being made writable: a PROT_NONE|MAP_NORESERVE
+// reservation of 64 GiB (ASan, Go, the JVM, V8) costs nothing and is
+// charged nothing, as in the original (issue 7, item 3). Commit charge
+// (VM_ACCOUNT, mm/mmap.c accountable_mapping) comes from private writable
+// mappings without MAP_NORESERVE, and from making one writable with
+// mprotect; so:
+//
+//	kind                 created as             pages written with
+//	anonymous            MAP_PRIVATE|ANONYMOUS  process_vm_writev if writable,
+//	                                            else /proc/PID/mem (FOLL_FORCE:
+//	                                            the helper is the tracer)
+//	private file         MAP_PRIVATE of the     the same, only where they differ
+//	                     file when it is there  from the file; anonymous memory
+//	                     and big enough         when the file is not usable
+//	shared anonymous     MAP_SHARED|ANONYMOUS   process_vm_writev; read-only ones
+//	                                            are made writable for their pages
+//	                                            (no charge: shmem is charged at
+//	                                            creation) and protected back
+//	shared file          the file, O_RDWR if    nothing: the file has the data
+//	                     it may be made
+//	                     writable ("mw")
+//
+// with MAP_NORESERVE where the original had it ("nr") and MAP_GROWSDOWN
+// for a stack. Then the per-mapping settings (finishVMAs).
+
+// addrSpace is what the mapping steps learn and pass on.
+type addrSpace struct {
+	// fromFile marks the private file mappings mapped from their file:
+	// their pages are compared with the file's before being written,
+	// so that those that are the same stay shared with the page cache.
+	fromFile []bool
+	// unlocked marks the mappings made writable to receive their
+	// pages; finishVMAs gives them back their protection.
+	unlocked []bool
+	mem      *os.File // /proc/PID/mem
+	cmp      []byte   // the current contents, to compare with
+	written  int64    // pages written
+	same     int64    // pages left as the file has them
+}
+
+// mapVMAs creates every mapping of the process with its final
+// protection.
+func (h *helper) mapVMAs() (*addrSpace, error) {
+	as := &addrSpace{fromFile: make([]bool, len(h.p.VMAs)), unlocked: make([]bool, len(h.p.VMAs))}
+	for i := range h.p.VMAs {
+		v := &h.p.VMAs[i]
 		flags := uint64(unix.MAP_FIXED_NOREPLACE)
-		fd := ^uint64(0)
-		prot, off := rw, uint64(0)
+		if v.Flags&image.VMANoReserve != 0 {
+			flags |= unix.MAP_NORESERVE
+		}
+		fd, off := ^uint64(0), uint64(0)
 		switch v.Kind {
 		case image.VMAVDSO, image.VMAVVAR:
 			continue
-		case image.VMAAnon, image.VMAFilePrivate:
+		case image.VMAAnon:
 			flags |= unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 			if v.Flags&image.VMAGrowsDown != 0 {
 				flags |= unix.MAP_GROWSDOWN
 			}
+		case image.VMAFilePrivate:
+			ok, err := h.mapPrivateFile(v, flags)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				as.fromFile[i] = true
+				continue
+			}
+			// The file is gone or not usable: anonymous memory, which
+			// the image's pages fill with the same contents.
+			flags |= unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 		case image.VMASharedAnon:
 			flags |= unix.MAP_SHARED | unix.MAP_ANONYMOUS
 		case image.VMAFileShared:
-			path, err := h.poke(0, cstring(v.Path))
-			if err != nil {
-				return err
-			}
-			oflags := uint64(unix.O_RDONLY)
-			if v.Prot&unix.PROT_WRITE != 0 {
-				oflags = unix.O_RDWR
-			}
-			atFDCWD := int64(unix.AT_FDCWD)
-			if fd, err = h.s.Syscall(sys.Openat, uint64(atFDCWD), path, oflags|unix.O_CLOEXEC, 0); err != nil {
-				return fmt.Errorf("reopen shared mapping %#x-%#x of %s: %w", v.Start, v.End, v.Path, err)
+			var err error
+			if fd, err = h.openShared(v); err != nil {
+				return nil, err
 			}
 			flags |= unix.MAP_SHARED
-			prot, off = uint64(v.Prot), v.Offset
+			off = v.Offset
 		default:
-			return fmt.Errorf("mapping %#x-%#x has unknown kind %d", v.Start, v.End, v.Kind)
+			return nil, fmt.Errorf("mapping %#x-%#x has unknown kind %d", v.Start, v.End, v.Kind)
 		}
-		got, err := h.s.Syscall(sys.Mmap, v.Start, size, prot, flags, fd, off)
+		err := h.mmap(v, flags, fd, off)
 		if fd != ^uint64(0) {
-			h.s.Syscall(sys.Close, fd)
-		}
-		if err == nil && got != v.Start {
-			err = fmt.Errorf("placed at %#x", got)
+			h.s.Syscall(h.host.Sys.Close, fd)
 		}
 		if err != nil {
-			return fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
+			return nil, err
 		}
+	}
+	return as, nil
+}
+
+func (h *helper) mmap(v *image.VMA, flags, fd, off uint64) error {
+	got, err := h.s.Syscall(h.host.Sys.Mmap, v.Start, v.End-v.Start, uint64(v.Prot), flags, fd, off)
+	if err == nil && got != v.Start {
+		err = fmt.Errorf("placed at %#x", got)
+	}
+	if err != nil {
+		return fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
 	}
 	return nil
 }
 
+// openat opens path in the process and returns the descriptor.
+func (h *helper) openat(path string, flags uint64) (uint64, error) {
+	addr, err := h.poke(0, cstring(path))
+	if err != nil {
+		return 0, err
+	}
+	atFDCWD := int64(unix.AT_FDCWD)
+	return h.s.Syscall(h.host.Sys.Openat, uint64(atFDCWD), addr, flags|unix.O_CLOEXEC, 0)
+}
+
+// mapPrivateFile maps a private file mapping from its file when the file
+// is at its path, regular, and reaches into the mapping's last page (so
+// no page of it is past the end, where the original had data); ok is false
+// when it is not, or the kernel will not map it (a noexec mount for an
+// executable mapping): the caller then maps anonymous memory.
+func (h *helper) mapPrivateFile(v *image.VMA, flags uint64) (ok bool, err error) {
+	if !strings.HasPrefix(v.Path, "/") || strings.HasSuffix(v.Path, " (deleted)") || strings.HasPrefix(v.Path, "/memfd:") {
+		return false, nil
+	}
+	fd, err := h.openat(v.Path, unix.O_RDONLY)
+	if err != nil {
+		h.logf("%#x-%#x %s comes back anonymous: open: %v", v.Start, v.End, v.Path, err)
+		return false, nil
+	}
+	defer h.s.Syscall(h.host.Sys.Close, fd)
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("stat %s: %w", v.Path, err)
+	case !fi.Mode().IsRegular() || (uint64(fi.Size())+h.ps-1)&^(h.ps-1) < v.Offset+(v.End-v.Start):
+		// A page wholly past the end of the file would fault (SIGBUS)
+		// where the original had data; one the end cuts is fine, the
+		// rest of it reads as zero (ld.so's data: its bss starts there).
+		h.logf("%#x-%#x %s comes back anonymous: not a regular file reaching offset %#x", v.Start, v.End, v.Path, v.Offset+(v.End-v.Start))
+		return false, nil
+	}
+	got, err := h.s.Syscall(h.host.Sys.Mmap, v.Start, v.End-v.Start, uint64(v.Prot), flags|unix.MAP_PRIVATE, fd, v.Offset)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENODEV) {
+		h.logf("%#x-%#x %s comes back anonymous: mmap: %v", v.Start, v.End, v.Path, err)
+		return false, nil
+	}
+	if err == nil && got != v.Start {
+		err = fmt.Errorf("placed at %#x", got)
+	}
+	if err != nil {
+		return false, fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
+	}
+	return true, nil
+}
+
+// openShared opens the file of a shared file mapping: read-write if the
+// mapping is writable or may be made so (mw: the original's file was open
+// for writing), so that mprotect can make it writable later as it could
+// before.
+func (h *helper) openShared(v *image.VMA) (uint64, error) {
+	oflags := uint64(unix.O_RDONLY)
+	if v.Prot&unix.PROT_WRITE != 0 || v.Flags&image.VMAMayWrite != 0 {
+		oflags = unix.O_RDWR
+	}
+	fd, err := h.openat(v.Path, oflags)
+	if err != nil && oflags == unix.O_RDWR && v.Prot&unix.PROT_WRITE == 0 &&
+		(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EPERM)) {
+		// Not writable for the thawing user: the mapping as it is
+		// needs no more, only a later mprotect would.
+		h.logf("%s: %v read-write; reopened read-only, it cannot be made writable", v.Path, err)
+		fd, err = h.openat(v.Path, unix.O_RDONLY)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reopen shared mapping %#x-%#x of %s: %w", v.Start, v.End, v.Path, err)
+	}
+	return fd, nil
+}
+
 // fillPages streams the page records into the new mappings.
-func (h *helper) fillPages() error {
+func (h *helper) fillPages(as *addrSpace) error {
+	var err error
+	if as.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", h.pid), os.O_RDWR, 0); err != nil {
+		return err
+	}
 	vmas := h.p.VMAs
-	find := func(a uint64) *image.VMA {
+	find := func(a uint64) int {
 		i := sort.Search(len(vmas), func(i int) bool { return vmas[i].End > a })
 		if i < len(vmas) && vmas[i].Start <= a {
-			return &vmas[i]
+			return i
 		}
-		return nil
+		return -1
 	}
 	// A record may span adjacent mappings: write it piece by piece.
 	put := func(addr uint64, data []byte) error {
 		for len(data) > 0 {
-			v := find(addr)
-			if v == nil {
+			i := find(addr)
+			if i < 0 {
 				return fmt.Errorf("image has pages at %#x outside any mapping", addr)
 			}
+			v := &vmas[i]
 			switch v.Kind {
 			case image.VMAAnon, image.VMAFilePrivate, image.VMASharedAnon:
 			default:
 				return fmt.Errorf("image has pages at %#x in %s, which takes none", addr, v.Path)
 			}
 			n := min(uint64(len(data)), v.End-addr)
-			if err := writeFull(h.pid, addr, data[:n]); err != nil {
+			var err error
+			if as.fromFile[i] {
+				err = h.writeChanged(as, i, addr, data[:n])
+			} else {
+				err = h.writePages(as, i, addr, data[:n])
+			}
+			if err != nil {
 				return err
 			}
 			addr += n
@@ -176,6 +318,7 @@ func (h *helper) fillPages() error {
 	for {
 		addr, data, err := h.r.Next()
 		if err == io.EOF {
+			h.logf("%d pages written, %d left as their file has them", as.written, as.same)
 			return nil
 		}
 		if err != nil {
@@ -187,20 +330,196 @@ func (h *helper) fillPages() error {
 	}
 }
 
-// protect gives each mapping its final protection.
-func (h *helper) protect() error {
+// writePages writes b at addr, inside VMA i: with process_vm_writev where
+// the mapping is writable, through /proc/PID/mem where it is private
+// (FOLL_FORCE writes a private copy, as a debugger's breakpoint does, and
+// charges nothing), and for a read-only shared mapping, which FOLL_FORCE
+// cannot write (mm/gup.c, check_vma_flags), after making it writable.
+func (h *helper) writePages(as *addrSpace, i int, addr uint64, b []byte) error {
+	v := &h.p.VMAs[i]
+	as.written += int64(uint64(len(b)) / h.ps)
+	if v.Prot&unix.PROT_WRITE != 0 || as.unlocked[i] {
+		return writeFull(h.pid, addr, b)
+	}
+	if v.Kind != image.VMASharedAnon {
+		_, err := as.mem.WriteAt(b, int64(addr))
+		if err == nil {
+			return nil
+		}
+		// A kernel that refuses FOLL_FORCE on /proc/PID/mem
+		// (proc_mem.force_override=never): the slow way.
+		h.logf("write %#x-%#x through /proc/PID/mem: %v; making %s writable for it", addr, addr+uint64(len(b)), err, v.Path)
+	}
+	if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x writable for its pages", v.Start, v.End), h.host.Sys.Mprotect,
+		v.Start, v.End-v.Start, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		return err
+	}
+	as.unlocked[i] = true
+	return writeFull(h.pid, addr, b)
+}
+
+// writeChanged writes the pages of b that differ from what the mapping
+// (of the file) shows at addr.
+func (h *helper) writeChanged(as *addrSpace, i int, addr uint64, b []byte) error {
+	v := &h.p.VMAs[i]
+	if cap(as.cmp) < len(b) {
+		as.cmp = make([]byte, len(b))
+	}
+	cur := as.cmp[:len(b)]
+	var n int
+	var err error
+	if v.Prot&unix.PROT_READ != 0 {
+		n, err = ptrace.ReadMem(h.pid, addr, cur)
+		n = max(n, 0)
+	}
+	if n < len(cur) {
+		var m int
+		m, err = as.mem.ReadAt(cur[n:], int64(addr)+int64(n))
+		n += m
+	}
+	if n < len(cur) {
+		return fmt.Errorf("read %#x-%#x of %s to compare: %v", addr, addr+uint64(len(b)), v.Path, err)
+	}
+	ps := int(h.ps)
+	for p := 0; p < len(b); {
+		if bytes.Equal(b[p:p+ps], cur[p:p+ps]) {
+			as.same++
+			p += ps
+			continue
+		}
+		q := p + ps
+		for q < len(b) && !bytes.Equal(b[q:q+ps], cur[q:q+ps]) {
+			q += ps
+		}
+		if err := h.writePages(as, i, addr+uint64(p), b[p:q]); err != nil {
+			return err
+		}
+		p = q
+	}
+	return nil
+}
+
+// madvise advice given back per VMA flag, in this order.
+var vmaAdvice = []struct {
+	flag   uint32
+	advice uint64
+	name   string
+}{
+	{image.VMADontFork, unix.MADV_DONTFORK, "MADV_DONTFORK"},
+	{image.VMAWipeOnFork, unix.MADV_WIPEONFORK, "MADV_WIPEONFORK"},
+	{image.VMANoDump, unix.MADV_DONTDUMP, "MADV_DONTDUMP"},
+	{image.VMAHugePage, unix.MADV_HUGEPAGE, "MADV_HUGEPAGE"},
+	{image.VMANoHugePage, unix.MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"},
+	{image.VMAMergeable, unix.MADV_MERGEABLE, "MADV_MERGEABLE"},
+}
+
+// finishVMAs gives each mapping, once its pages are in, what its VmFlags
+// said: each phase over all mappings before the next, because each may
+// split mappings that were created as one (the kernel merges adjacent
+// mappings made alike):
+//
+//  1. the protection of the mappings made writable for their pages
+//  2. madvise: DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, NOHUGEPAGE,
+//     MERGEABLE
+//  3. the names of [anon:NAME] and [anon_shmem:NAME] mappings
+//  4. guard regions (MADV_GUARD_INSTALL), after the advice so that the
+//     "gu" flag lands on the very mappings that hold them, and before
+//     mlock, which refuses them once locked
+//  5. mlock2 (MLOCK_ONFAULT for lf); RLIMIT_MEMLOCK is restored before
+//  6. mseal, last of all: a sealed mapping takes no more changes
+func (h *helper) finishVMAs(as *addrSpace) error {
+	if as.mem != nil {
+		as.mem.Close()
+		as.mem = nil
+	}
+	sys := h.host.Sys
+	var vmas []image.VMA // the kernel's vdso and vvar are as they should be
 	for _, v := range h.p.VMAs {
-		switch v.Kind {
-		case image.VMAVDSO, image.VMAVVAR, image.VMAFileShared:
+		if v.Kind != image.VMAVDSO && v.Kind != image.VMAVVAR {
+			vmas = append(vmas, v)
+		}
+	}
+	for i := range h.p.VMAs {
+		v := &h.p.VMAs[i]
+		if as.unlocked[i] {
+			if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x", v.Start, v.End), sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range vmaAdvice {
+		for i := range vmas {
+			v := &vmas[i]
+			if v.Flags&a.flag == 0 {
+				continue
+			}
+			if _, err := h.sys(fmt.Sprintf("madvise(%#x-%#x %s, %s)", v.Start, v.End, describeVMA(v), a.name), sys.Madvise, v.Start, v.End-v.Start, a.advice); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range vmas {
+		v := &vmas[i]
+		name, ok := anonName(v.Path)
+		if !ok {
 			continue
 		}
-		if v.Prot == unix.PROT_READ|unix.PROT_WRITE {
+		addr, err := h.poke(0, cstring(name))
+		if err != nil {
+			return err
+		}
+		if _, err := h.sys(fmt.Sprintf("name %#x-%#x %s", v.Start, v.End, v.Path), sys.Prctl, unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME, v.Start, v.End-v.Start, addr); err != nil {
+			return err
+		}
+	}
+	for i := range vmas {
+		for _, g := range vmas[i].Guards {
+			if _, err := h.sys(fmt.Sprintf("guard region %#x-%#x (MADV_GUARD_INSTALL)", g[0], g[1]), sys.Madvise, g[0], g[1]-g[0], unix.MADV_GUARD_INSTALL); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range vmas {
+		v := &vmas[i]
+		if v.Flags&image.VMALocked == 0 {
 			continue
 		}
-		if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x", v.Start, v.End), h.host.Sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+		var fl uint64
+		if v.Flags&image.VMALockOnFault != 0 {
+			fl = unix.MLOCK_ONFAULT
+		}
+		if _, err := h.s.Syscall(sys.Mlock2, v.Start, v.End-v.Start, fl); err != nil {
+			return fmt.Errorf("lock %#x-%#x %s in memory (mlock2): %w: the process had it locked; "+
+				"its RLIMIT_MEMLOCK or this machine's memory does not allow it here", v.Start, v.End, describeVMA(v), err)
+		}
+	}
+	for i := range vmas {
+		v := &vmas[i]
+		if v.Flags&image.VMASealed == 0 {
+			continue
+		}
+		if _, err := h.sys(fmt.Sprintf("mseal %#x-%#x %s", v.Start, v.End, describeVMA(v)), sys.Mseal, v.Start, v.End-v.Start, 0); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// anonName is the name PR_SET_VMA_ANON_NAME gave an anonymous mapping,
+// from its maps path: [anon:NAME] or, shared, [anon_shmem:NAME]
+// (fs/proc/task_mmu.c, get_vma_name).
+func anonName(path string) (string, bool) {
+	for _, pre := range []string{"[anon:", "[anon_shmem:"} {
+		if name, ok := strings.CutPrefix(path, pre); ok && strings.HasSuffix(name, "]") {
+			return strings.TrimSuffix(name, "]"), true
+		}
+	}
+	return "", false
+}
+
+func describeVMA(v *image.VMA) string {
+	if v.Path == "" {
+		return "(anonymous)"
+	}
+	return v.Path
+}
