@@ -129,7 +129,7 @@ type addrSpace struct {
 	// unlocked marks the mappings made writable to receive their
 	// pages; finishVMAs gives them back their protection.
 	unlocked []bool
-	mem      *os.File // /proc/PID/mem
+	mem      *os.File // /proc/PID/mem, while the pages are written
 	cmp      []byte   // the current contents, to compare with
 	written  int64    // pages written
 	same     int64    // pages left as the file has them
@@ -180,7 +180,7 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 		}
 		err := h.mmap(v, flags, fd, off)
 		if fd != ^uint64(0) {
-			h.s.Syscall(h.host.Sys.Close, fd)
+			err = errors.Join(err, h.closeFD(fd, v.Path))
 		}
 		if err != nil {
 			return nil, err
@@ -198,6 +198,12 @@ func (h *helper) mmap(v *image.VMA, flags, fd, off uint64) error {
 		return fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
 	}
 	return nil
+}
+
+// closeFD closes the process's descriptor fd, open on path.
+func (h *helper) closeFD(fd uint64, path string) error {
+	_, err := h.sys(fmt.Sprintf("close fd %d of %s", fd, path), h.host.Sys.Close, fd)
+	return err
 }
 
 // openat opens path in the process and returns the descriptor.
@@ -224,7 +230,7 @@ func (h *helper) mapPrivateFile(v *image.VMA, flags uint64) (ok bool, err error)
 		h.logf("%#x-%#x %s comes back anonymous: open: %v", v.Start, v.End, v.Path, err)
 		return false, nil
 	}
-	defer h.s.Syscall(h.host.Sys.Close, fd)
+	defer func() { err = errors.Join(err, h.closeFD(fd, v.Path)) }()
 	fi, err := os.Stat(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
 	switch {
 	case err != nil:
@@ -274,11 +280,11 @@ func (h *helper) openShared(v *image.VMA) (uint64, error) {
 }
 
 // fillPages streams the page records into the new mappings.
-func (h *helper) fillPages(as *addrSpace) error {
-	var err error
+func (h *helper) fillPages(as *addrSpace) (err error) {
 	if as.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", h.pid), os.O_RDWR, 0); err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, as.mem.Close()) }()
 	vmas := h.p.VMAs
 	find := func(a uint64) int {
 		i := sort.Search(len(vmas), func(i int) bool { return vmas[i].End > a })
@@ -428,10 +434,6 @@ var vmaAdvice = []struct {
 //  5. mlock2 (MLOCK_ONFAULT for lf); RLIMIT_MEMLOCK is restored before
 //  6. mseal, last of all: a sealed mapping takes no more changes
 func (h *helper) finishVMAs(as *addrSpace) error {
-	if as.mem != nil {
-		as.mem.Close()
-		as.mem = nil
-	}
 	sys := h.host.Sys
 	var vmas []image.VMA // the kernel's vdso and vvar are as they should be
 	for _, v := range h.p.VMAs {
