@@ -265,3 +265,42 @@ func BenchmarkRatio(b *testing.B) {
 		b.Logf("floor %.1f ms; %s the floor", floor/1e6, strings.Join(parts, ", "))
 	})
 }
+
+// BenchmarkFreezeReserve64G: freeze --leave-running of testdata/reserve.c,
+// a process with a 64 GiB PROT_NONE|MAP_NORESERVE reservation and a few
+// hundred pages of data (issue 7, item 3): the cost must follow the data,
+// not the reservation. Reports freeze's peak RSS, and the time as a
+// multiple of the 256 MiB floor when BenchmarkFloor256M ran before it.
+func BenchmarkFreezeReserve64G(b *testing.B) {
+	setup(b)
+	p := startProc(b, "reserve", buildVictim(b, "reserve"), []string{"64", filepath.Join(b.TempDir(), "reserve.dat")})
+	p.expect("ready")
+	waitInSyscall(b, p, sysRead)
+	img := filepath.Join(b.TempDir(), "img.bin")
+	pid := strconv.Itoa(p.pid())
+	var size, peak int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		_, rss := freezePeak(b, "--leave-running", "-o", img, pid)
+		b.StopTimer()
+		peak = max(peak, rss)
+		size = fileSize(b, img)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	p.ask("ping", "pong") // the original is unharmed
+	b.SetBytes(size)
+	b.ReportMetric(float64(size)/(1<<20), "MiB/image")
+	b.ReportMetric(float64(peak)/(1<<20), "MiB-peak-RSS")
+	benchMu.Lock()
+	floor := benchNsPerOp["floor"]
+	benchMu.Unlock()
+	if floor != 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-floor256M")
+	}
+}
