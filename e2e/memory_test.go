@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	cproc "github.com/cryo-project/cryo/proc"
 )
 
@@ -199,5 +201,45 @@ func testReservation(t *testing.T, gib int) {
 	th.send("exit 3")
 	if st := th.waitExit(); st.ExitCode() != 3 {
 		t.Errorf("restored process: %v, want exit status 3", st)
+	}
+}
+
+// TestReservationLockLimit: a process that had more memory locked than
+// the thawing user may lock (root locked 16 MiB; nobody's RLIMIT_MEMLOCK
+// is lower) does not come back with its memory silently unlocked: the
+// thaw fails, naming the mapping and the limit.
+func TestReservationLockLimit(t *testing.T) {
+	dir, bin := privDir(t, "reserve")
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= 20<<20 {
+		skipOrFail(t, "RLIMIT_MEMLOCK is %d: nobody could lock what the victim locks", lim.Cur)
+	}
+	home := userDir(t, dir)
+	p := startProc(t, "reserve", bin["reserve"], []string{"64"}, inDir(dir))
+	p.expect("ready")
+	if got := p.ask("lockbig", "lockbig "); got != "lockbig ok" {
+		t.Fatalf("the victim could not lock 16 MiB as root: %q", got)
+	}
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(home, "root.bin")
+	freeze(t, "-o", img, strconv.Itoa(p.pid()))
+	p.waitExit()
+	if err := os.Chown(img, int(nobody.Uid), int(nobody.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	th := thaw(t, img, false, asUser(nobody))
+	st := th.waitExit()
+	if st.ExitCode() != 1 {
+		t.Fatalf("thaw as nobody: %v, want exit status 1\n%s", st, th.diag())
+	}
+	msg := th.errs.text()
+	t.Logf("thaw as nobody: %s", strings.TrimSpace(msg))
+	for _, want := range []string{"mlock2", "RLIMIT_MEMLOCK", "(anonymous)", "cannot allocate memory"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("thaw's error should mention %q:\n%s", want, msg)
+		}
 	}
 }

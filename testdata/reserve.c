@@ -37,6 +37,8 @@
  *               "upgrade <errno>"
  *   touch    -> writes a byte into each read-write piece: "touched"
  *   addr     -> "addr <R> <W> <S>" (hex)
+ *   lockbig  -> maps and mlocks 16 MiB more (beyond a default
+ *               RLIMIT_MEMLOCK: root may): "lockbig ok" or "lockbig <errno>"
  *   ping     -> "pong"
  *   exit [N] -> exit(N)
  */
@@ -295,6 +297,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(line, "addr") == 0) {
 			putf("addr %lx %lx %lx\n", (unsigned long)(uintptr_t)R,
 			     (unsigned long)(uintptr_t)W, (unsigned long)(uintptr_t)S);
+		} else if (strcmp(line, "lockbig") == 0) {
+			void *big = mmap(NULL, 16 * MIB, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (big == MAP_FAILED || mlock(big, 16 * MIB) != 0)
+				putf("lockbig %s\n", strerror(errno));
+			else
+				put("lockbig ok\n");
 		} else if (strcmp(line, "ping") == 0) {
 			put("pong\n");
 		} else if (strncmp(line, "exit", 4) == 0) {
