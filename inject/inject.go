@@ -93,11 +93,17 @@ func (s *Session) SetSite(site uint64) { s.site = site }
 // Syscall runs nr(args) in the tracee and returns its result.
 // Precondition: called via Tracer.Do.
 func (s *Session) Syscall(nr uint64, args ...uint64) (uint64, error) {
+	return retryRestart(func() (uint64, error) { return s.SyscallNoReturn(nr, args...) })
+}
+
+// retryRestart runs call, and again while it comes back with a kernel
+// restart code (ERESTART*: interrupted), at most 4 times in all; the last
+// result is returned as it came.
+func retryRestart(call func() (uint64, error)) (uint64, error) {
 	for try := 0; ; try++ {
-		ret, err := s.SyscallNoReturn(nr, args...)
+		ret, err := call()
 		switch err {
 		case errRestart512, errRestart513, errRestart514, errRestart516:
-			// ERESTART*: interrupted, issue it again.
 			if try < 3 {
 				continue
 			}
@@ -133,7 +139,13 @@ func (s *Session) SyscallNoReturn(nr uint64, args ...uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ret := r.Return()
+	return syscallResult(r.Return())
+}
+
+// syscallResult decodes a syscall's return register: a value in
+// [-4095, -1] is an errno (MAX_ERRNO, include/linux/err.h), returned
+// with the raw value.
+func syscallResult(ret uint64) (uint64, error) {
 	if e := int64(ret); e < 0 && e >= -4095 {
 		return ret, unix.Errno(-e)
 	}
@@ -216,22 +228,12 @@ func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
 		if _, err := ptrace.ReadMem(pid, m.Start, buf); err != nil {
 			break
 		}
-		f, err := elf.NewFile(bytes.NewReader(buf))
-		if err != nil {
-			break
+		off, err := syscallInELF(buf, h.FindSyscall)
+		if err == nil {
+			return m.Start + off, nil
 		}
-		for _, sec := range f.Sections {
-			// The vdso is the target's memory: its headers may say
-			// anything. A compressed section's bytes are no code,
-			// and its size is its compression header's, so that
-			// Offset+Size may wrap around.
-			if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 || sec.Flags&elf.SHF_COMPRESSED != 0 ||
-				sec.Offset > uint64(len(buf)) || sec.Size > uint64(len(buf))-sec.Offset {
-				continue
-			}
-			if off, ok := h.FindSyscall(buf[sec.Offset : sec.Offset+sec.Size]); ok {
-				return m.Start + sec.Offset + uint64(off), nil
-			}
+		if !errors.Is(err, errNoSyscall) {
+			break // not an ELF image: fall back to the code mappings
 		}
 	}
 	for _, m := range maps {
@@ -251,4 +253,32 @@ func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("pid %d: no syscall instruction found in its vdso or code to inject through", pid)
+}
+
+// errNoSyscall is syscallInELF's answer for an ELF image that parses but
+// has no syscall instruction in an executable section.
+var errNoSyscall = errors.New("no syscall instruction in an executable section")
+
+// syscallInELF returns the offset in img, an ELF image as it is mapped
+// (the vdso: file offsets are offsets in the mapping), of a syscall
+// instruction that find locates in one of its executable PROGBITS
+// sections. A section reaching past img is skipped, and so is a
+// compressed one: its bytes are no code, and its size is whatever its
+// compression header says. img is the target's memory: its headers may
+// say anything.
+func syscallInELF(img []byte, find func(code []byte) (int, bool)) (uint64, error) {
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return 0, err
+	}
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 || sec.Flags&elf.SHF_COMPRESSED != 0 ||
+			sec.Offset > uint64(len(img)) || sec.Size > uint64(len(img))-sec.Offset {
+			continue
+		}
+		if off, ok := find(img[sec.Offset : sec.Offset+sec.Size]); ok {
+			return sec.Offset + uint64(off), nil
+		}
+	}
+	return 0, errNoSyscall
 }

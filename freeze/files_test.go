@@ -1,0 +1,465 @@
+package freeze
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/proc"
+)
+
+func TestClassifyFile(t *testing.T) {
+	const (
+		reg  = unix.S_IFREG | 0644
+		dir  = unix.S_IFDIR | 0755
+		fifo = unix.S_IFIFO | 0600
+		sock = unix.S_IFSOCK | 0777
+		chr  = unix.S_IFCHR | 0620
+		blk  = unix.S_IFBLK | 0660
+		lnk  = unix.S_IFLNK | 0777
+		anon = 0600 // anon_inode: no S_IFMT bits (fs/anon_inodes.c)
+	)
+	var (
+		pts0    = unix.Mkdev(136, 0)
+		pts300  = unix.Mkdev(137, 44) // /dev/pts/300
+		tty     = unix.Mkdev(5, 0)
+		tty1    = unix.Mkdev(4, 1)
+		ptmx    = unix.Mkdev(5, 2)
+		devNull = unix.Mkdev(1, 3)
+		sda     = unix.Mkdev(8, 0)
+	)
+	for _, tc := range []struct {
+		name   string
+		fd     int
+		target string
+		mode   uint32
+		rdev   uint64
+		flags  uint32
+		std    int // stdOf's answer
+		kind   image.FileKind
+		wantFd int    // the Std wanted, for FileStd
+		err    string // in the error, when one is wanted
+	}{
+		// Terminals, pipes and sockets on 0-2 are the thaw's own.
+		{name: "pipe on fd 0", fd: 0, target: "pipe:[94759]", mode: fifo, std: -1, kind: image.FileStd, wantFd: 0},
+		{name: "socket on fd 1", fd: 1, target: "socket:[113001]", mode: sock, std: -1, kind: image.FileStd, wantFd: 1},
+		{name: "pts on fd 2", fd: 2, target: "/dev/pts/0", mode: chr, rdev: pts0, flags: unix.O_RDWR, std: -1, kind: image.FileStd, wantFd: 2},
+		{name: "pts beyond 255 on fd 0", fd: 0, target: "/dev/pts/300", mode: chr, rdev: pts300, std: -1, kind: image.FileStd, wantFd: 0},
+		{name: "/dev/tty on fd 1", fd: 1, target: "/dev/tty", mode: chr, rdev: tty, std: -1, kind: image.FileStd, wantFd: 1},
+		{name: "virtual console on fd 0", fd: 0, target: "/dev/tty1", mode: chr, rdev: tty1, std: -1, kind: image.FileStd, wantFd: 0},
+		// The same object opened again on a higher fd (bash's 255):
+		// connected to the std fd stdOf named.
+		{name: "terminal on fd 255, also on fd 0", fd: 255, target: "/dev/pts/0", mode: chr, rdev: pts0, std: 0, kind: image.FileStd, wantFd: 0},
+		{name: "pipe on fd 8, also on fd 1", fd: 8, target: "pipe:[113001]", mode: fifo, std: 1, kind: image.FileStd, wantFd: 1},
+		{name: "socket on fd 4, also on fd 2", fd: 4, target: "socket:[7]", mode: sock, std: 2, kind: image.FileStd, wantFd: 2},
+
+		{name: "regular file", fd: 3, target: "/tmp/cf/file", mode: reg, flags: unix.O_WRONLY, std: -1, kind: image.FileReg},
+		// A regular file on 0-2 is reopened like any other.
+		{name: "regular file on fd 0", fd: 0, target: "/etc/passwd", mode: reg, std: -1, kind: image.FileReg},
+		{name: "directory", fd: 7, target: "/tmp/cf", mode: dir, std: -1, kind: image.FileDir},
+		{name: "device", fd: 6, target: "/dev/null", mode: chr, rdev: devNull, std: -1, kind: image.FileDevice},
+		{name: "device on fd 0", fd: 0, target: "/dev/null", mode: chr, rdev: devNull, std: -1, kind: image.FileDevice},
+
+		{name: "deleted file", fd: 3, target: "/tmp/cf/gone (deleted)", mode: reg, std: -1, err: "fd 3 is a deleted file (/tmp/cf/gone (deleted))"},
+		{name: "memfd", fd: 3, target: "/memfd:buf (deleted)", mode: reg, std: -1, err: "deleted file"},
+		{name: "regular file with no path (pidfd)", fd: 4, target: "anon_inode:[pidfd]", mode: reg, std: -1, err: "fd 4 is anon_inode:[pidfd], which cannot be reopened by path"},
+		{name: "O_PATH file", fd: 3, target: "/tmp/cf/file", mode: reg, flags: unix.O_PATH, std: -1, err: "fd 3 is an O_PATH descriptor of /tmp/cf/file"},
+		{name: "O_PATH directory", fd: 3, target: "/tmp/cf", mode: dir, flags: unix.O_PATH | unix.O_DIRECTORY, std: -1, err: "O_PATH descriptor"},
+		{name: "deleted directory", fd: 3, target: "/tmp/cf/dd (deleted)", mode: dir, std: -1, err: "fd 3 is a deleted directory"},
+		{name: "terminal not on 0-2", fd: 3, target: "/dev/pts/1", mode: chr, rdev: unix.Mkdev(136, 1), std: -1, err: "fd 3 is the terminal /dev/pts/1, not the one on fds 0-2"},
+		{name: "ptmx not on 0-2", fd: 5, target: "/dev/ptmx", mode: chr, rdev: ptmx, std: -1, err: "the terminal /dev/ptmx"},
+		{name: "deleted device", fd: 3, target: "/dev/null (deleted)", mode: chr, rdev: devNull, std: -1, err: "fd 3 is /dev/null (deleted) (a character device)"},
+		{name: "pipe not shared with 0-2", fd: 3, target: "pipe:[5]", mode: fifo, std: -1, err: "fd 3 is pipe:[5] (a pipe) not shared with fds 0-2"},
+		{name: "socket not shared with 0-2", fd: 9, target: "socket:[6]", mode: sock, std: -1, err: "fd 9 is socket:[6] (a socket) not shared with fds 0-2"},
+		{name: "anonymous inode", fd: 3, target: "anon_inode:[eventfd]", mode: anon, std: -1, err: "fd 3 is anon_inode:[eventfd] (an anonymous inode)"},
+		{name: "anonymous inode on fd 0", fd: 0, target: "anon_inode:[eventpoll]", mode: anon, std: -1, err: "(an anonymous inode)"},
+		{name: "block device", fd: 3, target: "/dev/sda", mode: blk, rdev: sda, std: -1, err: "fd 3 is /dev/sda (a block device)"},
+		{name: "symlink (O_PATH|O_NOFOLLOW)", fd: 3, target: "/tmp/cf/link", mode: lnk, flags: unix.O_PATH | unix.O_NOFOLLOW, std: -1, err: "(a special file)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := unix.Stat_t{Mode: tc.mode, Rdev: tc.rdev}
+			f := image.File{ID: 1, Path: tc.target, Flags: tc.flags, Std: -7}
+			err := classifyFile(tc.fd, &f, tc.target, &st, tc.std)
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("no error; kind %q std %d", f.Kind, f.Std)
+				}
+				if !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("error %q, want it to say %q", err, tc.err)
+				}
+				if f.Kind != "" {
+					t.Errorf("kind %q set on an error", f.Kind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Kind != tc.kind {
+				t.Errorf("kind %q, want %q", f.Kind, tc.kind)
+			}
+			wantStd := -7 // untouched
+			if tc.kind == image.FileStd {
+				wantStd = tc.wantFd
+			}
+			if f.Std != wantStd {
+				t.Errorf("std %d, want %d", f.Std, wantStd)
+			}
+		})
+	}
+}
+
+func TestStdOf(t *testing.T) {
+	files := []image.File{
+		{ID: 1, Kind: image.FileStd, Std: 0, Dev: 0x16, Ino: 3},
+		{ID: 2, Kind: image.FileReg, Dev: 0xfe00, Ino: 99},
+		{ID: 3, Kind: image.FileStd, Std: 2, Dev: 0xd, Ino: 113001},
+	}
+	for _, tc := range []struct {
+		name     string
+		dev, ino uint64
+		want     int
+	}{
+		{"the terminal on fd 0", 0x16, 3, 0},
+		{"the pipe on fd 2", 0xd, 113001, 2},
+		{"a regular file's inode is no std file", 0xfe00, 99, -1},
+		{"same inode, other device", 0x17, 3, -1},
+		{"same device, other inode", 0xd, 113002, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stdOf(files, &unix.Stat_t{Dev: tc.dev, Ino: tc.ino}); got != tc.want {
+				t.Errorf("stdOf = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := stdOf(nil, &unix.Stat_t{Dev: 0x16, Ino: 3}); got != -1 {
+		t.Errorf("stdOf(no files) = %d, want -1", got)
+	}
+}
+
+func TestImageLock(t *testing.T) {
+	lock := func(class, mode, typ string, start, end int64) proc.Lock {
+		return proc.Lock{Class: class, Mode: mode, Type: typ, Pid: 411, Dev: "fe:00", Ino: 9986482, Start: start, End: end}
+	}
+	for _, tc := range []struct {
+		name string
+		lk   proc.Lock
+		want image.Lock
+		err  string
+	}{
+		{name: "POSIX write lock to EOF", lk: lock("POSIX", "ADVISORY", "WRITE", 0, -1),
+			want: image.Lock{Kind: image.LockPOSIX, Write: true, Start: 0, Len: 0}},
+		{name: "POSIX read lock from 5 to EOF", lk: lock("POSIX", "ADVISORY", "READ", 5, -1),
+			want: image.Lock{Kind: image.LockPOSIX, Write: false, Start: 5, Len: 0}},
+		{name: "POSIX lock of one byte", lk: lock("POSIX", "ADVISORY", "WRITE", 7, 7),
+			want: image.Lock{Kind: image.LockPOSIX, Write: true, Start: 7, Len: 1}},
+		{name: "FLOCK shared", lk: lock("FLOCK", "ADVISORY", "READ", 0, -1),
+			want: image.Lock{Kind: image.LockFlock, Write: false, Start: 0, Len: 0}},
+		{name: "FLOCK exclusive", lk: lock("FLOCK", "ADVISORY", "WRITE", 0, -1),
+			want: image.Lock{Kind: image.LockFlock, Write: true, Start: 0, Len: 0}},
+		{name: "OFD lock of bytes 10-19", lk: lock("OFDLCK", "ADVISORY", "WRITE", 10, 19),
+			want: image.Lock{Kind: image.LockOFD, Write: true, Start: 10, Len: 10}},
+		{name: "OFD read lock to EOF", lk: lock("OFDLCK", "ADVISORY", "READ", 4096, -1),
+			want: image.Lock{Kind: image.LockOFD, Write: false, Start: 4096, Len: 0}},
+		{name: "read lease", lk: lock("LEASE", "ACTIVE", "READ", 0, -1),
+			want: image.Lock{Kind: image.LockLease, Write: false, Start: 0, Len: 0}},
+		{name: "write lease", lk: lock("LEASE", "ACTIVE", "WRITE", 0, -1),
+			want: image.Lock{Kind: image.LockLease, Write: true, Start: 0, Len: 0}},
+
+		{name: "lease being broken", lk: lock("LEASE", "BREAKING", "UNLCK", 0, -1),
+			err: "fd 7 holds a lease that is being broken (BREAKING)"},
+		{name: "lease breaker", lk: lock("LEASE", "BREAKER", "READ", 0, -1),
+			err: "being broken (BREAKER)"},
+		{name: "mandatory lock", lk: lock("POSIX", "MANDATORY", "WRITE", 0, -1),
+			err: "fd 7 holds a mandatory lock"},
+		{name: "unlock type", lk: lock("POSIX", "ADVISORY", "UNLCK", 0, -1),
+			err: "fd 7 holds a POSIX lock of type UNLCK"},
+		{name: "delegation", lk: lock("DELEG", "ACTIVE", "READ", 0, -1),
+			err: "fd 7 holds a DELEG lock: unsupported"},
+		{name: "unknown class", lk: lock("FOO", "ADVISORY", "WRITE", 0, -1),
+			err: "fd 7 holds a FOO lock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := imageLock(7, tc.lk)
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("no error; got %+v", got)
+				}
+				if !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("error %q, want it to say %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		major, minor uint32
+		want         bool
+	}{
+		{"tty1", 4, 1, true},
+		{"ttyS0", 4, 64, true},
+		{"/dev/tty", 5, 0, true},
+		{"/dev/console", 5, 1, true},
+		{"/dev/ptmx", 5, 2, true},
+		{"/dev/pts/0", 136, 0, true},
+		{"/dev/pts/2047", 143, 255, true},
+		{"/dev/null", 1, 3, false},
+		{"/dev/zero", 1, 5, false},
+		{"/dev/net/tun", 10, 200, false},
+		{"before the pts majors", 135, 0, false},
+		{"after the pts majors", 144, 0, false},
+		{"no device", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isTerminal(unix.Mkdev(tc.major, tc.minor)); got != tc.want {
+				t.Errorf("isTerminal(%d:%d) = %v, want %v", tc.major, tc.minor, got, tc.want)
+			}
+		})
+	}
+}
+
+// sameFile asks the kernel (kcmp) about this very process: a dup is the
+// same open file description, a second open of the same file is not.
+func TestSameFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	a, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dup, err := unix.Dup(int(a.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dup)
+	closed, err := unix.Dup(int(a.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(closed)
+
+	pid := os.Getpid()
+	for _, tc := range []struct {
+		name string
+		x, y int
+		want bool
+	}{
+		{"a dup", int(a.Fd()), dup, true},
+		{"a dup, the other way", dup, int(a.Fd()), true},
+		{"itself", int(b.Fd()), int(b.Fd()), true},
+		{"the same file opened twice", int(a.Fd()), int(b.Fd()), false},
+		{"a dup and the other open", dup, int(b.Fd()), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sameFile(pid, tc.x, tc.y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("sameFile(%d, %d) = %v, want %v", tc.x, tc.y, got, tc.want)
+			}
+		})
+	}
+	if got, err := sameFile(pid, int(a.Fd()), closed); !errors.Is(err, unix.EBADF) {
+		t.Errorf("sameFile with a closed fd = %v, %v; want EBADF", got, err)
+	}
+}
+
+// fdVictim starts a shell that opens, as its script says, and answers
+// "ready" on its stdout. Its stdin is a pipe from the test, its stdout
+// and stderr one pipe description to the test.
+func fdVictim(t *testing.T, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test may have inherited fds without O_CLOEXEC from whatever
+	// ran it (a job runner's pipe on fd 251), which the victim would
+	// inherit in turn and collectFiles would rightly refuse: mark them
+	// all close-on-exec. Go opens its own fds close-on-exec already.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		t.Fatalf("close_range(CLOSE_RANGE_CLOEXEC): %v", err)
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script + "; echo ready; read x", "sh"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		inW.Close()
+		outR.Close()
+	})
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("victim said %q, %v; want ready", line, err)
+	}
+	return cmd
+}
+
+// lockThrough takes a lock on the open file description behind fd of
+// pid, through a copy of it (pidfd_getfd): flock and OFD locks belong to
+// the description, so they stay when the copy is closed.
+func lockThrough(t *testing.T, pid, fd int, lock func(fd int) error) {
+	t.Helper()
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	mine, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		t.Fatalf("pidfd_getfd(fd %d of pid %d): %v", fd, pid, err)
+	}
+	defer unix.Close(mine)
+	if err := lock(mine); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// collectFiles on a real process: which fds share a description, which
+// are the same object opened again, how each is kept, and the locks held
+// through them.
+func TestCollectFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "file")
+	cmd := fdVictim(t, `exec 3>"$1"; exec 4>&3; exec 5>"$1"; exec 6</dev/null; exec 7<"$2"; exec 8>/proc/self/fd/1; echo hi >&3`, path, dir)
+	pid := cmd.Process.Pid
+	lockThrough(t, pid, 3, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) })
+	lockThrough(t, pid, 5, func(fd int) error {
+		return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 10, Len: 10})
+	})
+
+	tab, err := collectFiles(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantFDs := []image.FD{
+		{Num: 0, File: 1}, // the command pipe
+		{Num: 1, File: 2}, // the answer pipe...
+		{Num: 2, File: 2}, // ...the same description
+		{Num: 3, File: 3}, // the file
+		{Num: 4, File: 3}, // dup of 3
+		{Num: 5, File: 4}, // the file, opened again
+		{Num: 6, File: 5}, // /dev/null
+		{Num: 7, File: 6}, // the directory
+		{Num: 8, File: 7}, // the answer pipe, opened again
+	}
+	if !reflect.DeepEqual(tab.fds, wantFDs) {
+		t.Errorf("fds:\n got %+v\nwant %+v", tab.fds, wantFDs)
+	}
+	if len(tab.files) != 7 {
+		t.Fatalf("%d files, want 7: %+v", len(tab.files), tab.files)
+	}
+	realPath, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realDir := filepath.Dir(realPath)
+	var fst unix.Stat_t
+	if err := unix.Stat(path, &fst); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		id   int
+		kind image.FileKind
+		std  int
+		path string
+		acc  uint32 // O_ACCMODE
+		pos  int64
+	}{
+		{1, image.FileStd, 0, "pipe:[", unix.O_RDONLY, 0},
+		{2, image.FileStd, 1, "pipe:[", unix.O_WRONLY, 0},
+		{3, image.FileReg, 0, realPath, unix.O_WRONLY, 3},
+		{4, image.FileReg, 0, realPath, unix.O_WRONLY, 0},
+		{5, image.FileDevice, 0, "/dev/null", unix.O_RDONLY, 0},
+		{6, image.FileDir, 0, realDir, unix.O_RDONLY, 0},
+		{7, image.FileStd, 1, "pipe:[", unix.O_WRONLY, 0},
+	} {
+		f := tab.files[w.id-1]
+		if f.ID != w.id || f.Kind != w.kind || f.Std != w.std || !strings.HasPrefix(f.Path, w.path) ||
+			f.Flags&unix.O_ACCMODE != w.acc || f.Pos != w.pos || f.Flags&unix.O_CLOEXEC != 0 {
+			t.Errorf("file %d: %+v\nwant id %d kind %q std %d path %q access %d pos %d, no O_CLOEXEC",
+				w.id, f, w.id, w.kind, w.std, w.path, w.acc, w.pos)
+		}
+	}
+	// The file's two descriptions: one inode, what stat says of it.
+	for _, f := range tab.files[2:4] {
+		if f.Dev != fst.Dev || f.Ino != fst.Ino || f.Size != 3 || f.Mode != fst.Mode {
+			t.Errorf("file %d: dev %#x ino %d size %d mode %o; want %#x %d 3 %o", f.ID, f.Dev, f.Ino, f.Size, f.Mode, fst.Dev, fst.Ino, fst.Mode)
+		}
+	}
+	// fd 8 is fd 1's pipe, another description of it.
+	if a, b := tab.files[1], tab.files[6]; a.Dev != b.Dev || a.Ino != b.Ino || a.Path != b.Path {
+		t.Errorf("fd 8 (%s, ino %d) is not fd 1's pipe (%s, ino %d)", b.Path, b.Ino, a.Path, a.Ino)
+	}
+	if tab.files[0].Ino == tab.files[1].Ino {
+		t.Errorf("fd 0 and fd 1 are one pipe (ino %d)", tab.files[0].Ino)
+	}
+
+	wantLocks := []image.Lock{
+		{Kind: image.LockFlock, File: 3, Write: false, Start: 0, Len: 0},
+		{Kind: image.LockOFD, File: 4, Write: true, Start: 10, Len: 10},
+	}
+	if !reflect.DeepEqual(tab.locks, wantLocks) {
+		t.Errorf("locks:\n got %+v\nwant %+v", tab.locks, wantLocks)
+	}
+}
+
+// What collectFiles cannot carry it refuses, naming the fd, on the
+// kernel's own /proc links ("... (deleted)").
+func TestCollectFilesRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name, script, err string
+	}{
+		{"deleted file", `exec 3>"$1/gone"; rm "$1/gone"`, "fd 3 is a deleted file"},
+		{"deleted directory", `mkdir "$1/d"; exec 4<"$1/d"; rmdir "$1/d"`, "fd 4 is a deleted directory"},
+		{"FIFO not shared with 0-2", `mkfifo "$1/fifo"; exec 5<>"$1/fifo"`, "(a pipe) not shared with fds 0-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := fdVictim(t, tc.script, t.TempDir())
+			tab, err := collectFiles(cmd.Process.Pid)
+			if err == nil {
+				t.Fatalf("no error; files %+v", tab.files)
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("error %q, want it to say %q", err, tc.err)
+			}
+		})
+	}
+}
