@@ -342,6 +342,7 @@ const (
 	prSchedCoreGet        = 0
 	sigevSignal           = 0
 	sigevNone             = 1
+	sigevThread           = 2
 	sigevThreadID         = 4
 	personalityQuery      = 0xffffffff
 	prSpeculationStoreByp = 0
@@ -542,15 +543,22 @@ func (r *remote) posixTimers(p *image.Process) error {
 	}
 	for _, t := range timers {
 		pt := image.PosixTimer{ID: int32(t.ID), Clock: int32(t.Clock), Signo: int32(t.Signo), Sigval: t.Sigval}
+		// fs/proc/base.c, show_timer: "signal", "none" or "thread"
+		// (SIGEV_THREAD, which the kernel treats as a signal to the
+		// process), then "/tid" for SIGEV_THREAD_ID or "/pid".
 		switch t.Notify {
 		case "signal":
 			pt.Notify = sigevSignal
 		case "none":
 			pt.Notify = sigevNone
 		case "thread":
-			pt.Notify, pt.Tid = sigevThreadID, t.NotifyPid
+			pt.Notify = sigevThread
 		default:
 			return fmt.Errorf("pid %d: POSIX timer %d notifies by %q: unsupported", r.pid, t.ID, t.Notify)
+		}
+		if t.NotifyTid {
+			pt.Notify |= sigevThreadID
+			pt.Tid = t.NotifyPid
 		}
 		if t.Clock < 0 {
 			return fmt.Errorf("pid %d: POSIX timer %d runs on the CPU clock of a process or thread (%d): unsupported yet", r.pid, t.ID, t.Clock)

@@ -264,7 +264,7 @@ type ITimer struct {
 type PosixTimer struct {
 	ID     int32  `json:"id"`
 	Clock  int32  `json:"clock"`
-	Notify int32  `json:"notify"` // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID
+	Notify int32  `json:"notify"` // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, |SIGEV_THREAD_ID
 	Signo  int32  `json:"signo"`
 	Sigval uint64 `json:"sigval"`
 	Tid    int    `json:"tid,omitempty"` // SIGEV_THREAD_ID: the frozen tid

@@ -168,7 +168,7 @@ func TestParseTimers(t *testing.T) {
 			[]Timer{
 				{ID: 3, Signo: 14, Sigval: 0, Notify: "thread", NotifyPid: 411, Clock: 1},
 				{ID: 2, Signo: 12, Sigval: 0x1234, Notify: "none", NotifyPid: 411, Clock: 7},
-				{ID: 1, Signo: 12, Sigval: 0x1234, Notify: "signal", NotifyPid: 412, Clock: 0},
+				{ID: 1, Signo: 12, Sigval: 0x1234, Notify: "signal", NotifyTid: true, NotifyPid: 412, Clock: 0},
 				{ID: 0, Signo: 10, Sigval: 0x7ffc0ba1d2c8, Notify: "signal", NotifyPid: 411, Clock: 1},
 			}},
 		// The CPU clock of a process: MAKE_PROCESS_CPUCLOCK(pid, 2).

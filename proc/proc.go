@@ -457,10 +457,13 @@ func scanChildren(pid int) ([]string, error) {
 //	notify: signal/pid.1234
 //	ClockID: 1
 type Timer struct {
-	ID        int
-	Signo     int
-	Sigval    uint64
-	Notify    string // signal, thread, none
+	ID     int
+	Signo  int
+	Sigval uint64
+	Notify string // signal, thread, none
+	// NotifyTid says the notification targets a thread (SIGEV_THREAD_ID:
+	// "signal/tid.N"), NotifyPid the pid or tid it names.
+	NotifyTid bool
 	NotifyPid int
 	Clock     int
 }
@@ -496,11 +499,11 @@ func ParseTimers(s string) ([]Timer, error) {
 				}
 			case "notify":
 				how, who, ok := strings.Cut(v, "/")
-				_, n, ok2 := strings.Cut(who, ".")
-				if !ok || !ok2 {
+				kind, n, ok2 := strings.Cut(who, ".")
+				if !ok || !ok2 || (kind != "pid" && kind != "tid") {
 					return nil, fmt.Errorf("timers: bad notify line %q", l)
 				}
-				cur.Notify = how
+				cur.Notify, cur.NotifyTid = how, kind == "tid"
 				cur.NotifyPid, err = strconv.Atoi(n)
 			case "ClockID":
 				cur.Clock, err = strconv.Atoi(v)

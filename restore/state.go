@@ -667,7 +667,7 @@ func (h *helper) restorePosixTimers() error {
 		le.PutUint64(b[0:], t.Sigval)
 		le.PutUint32(b[8:], uint32(t.Signo))
 		le.PutUint32(b[12:], uint32(t.Notify))
-		if t.Notify == sigevThreadID {
+		if t.Notify&sigevThreadID != 0 {
 			le.PutUint32(b[16:], uint32(h.pid))
 		}
 		le.PutUint32(b[64:], uint32(t.ID))
