@@ -458,7 +458,9 @@ func (r *remote) mlockFuture(p *image.Process) error {
 		return err
 	}
 	for _, m := range maps {
-		if m.Start != r.scratch {
+		// The scratch page may have merged with a neighbour of the same
+		// flags: the VMA holding it says as much.
+		if r.scratch < m.Start || r.scratch >= m.End {
 			continue
 		}
 		switch {
