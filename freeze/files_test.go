@@ -3,10 +3,12 @@ package freeze
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -291,6 +293,97 @@ func TestSameFile(t *testing.T) {
 // fdVictim starts a shell that opens, as its script says, and answers
 // "ready" on its stdout. Its stdin is a pipe from the test, its stdout
 // and stderr one pipe description to the test.
+const envFDVictim = "CRYO_FD_VICTIM"
+
+func TestMain(m *testing.M) {
+	if script, ok := os.LookupEnv(envFDVictim); ok {
+		os.Exit(fdVictimMain(script, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fdVictimMain runs script, a few shell-like commands separated by ";"
+// ($1, $2 are args): exec N>P, exec N<P, exec N<>P, exec N>&M,
+// echo WORD >&N, rm P, mkdir P, rmdir P, mkfifo P. Then it says "ready"
+// and waits for a line on stdin. It uses raw syscalls only, so that the
+// Go runtime opens no fd of its own (no poller).
+func fdVictimMain(script string, args []string) int {
+	fail := func(cmd string, err error) int {
+		msg := fmt.Sprintf("fd victim: %s: %v\n", cmd, err)
+		unix.Write(1, []byte(msg))
+		return 1
+	}
+	for _, cmd := range strings.Split(script, ";") {
+		cmd = strings.TrimSpace(cmd)
+		for i, a := range args {
+			cmd = strings.ReplaceAll(cmd, fmt.Sprintf("$%d", i+1), a)
+		}
+		cmd = strings.ReplaceAll(cmd, `"`, "")
+		f := strings.Fields(cmd)
+		if len(f) < 2 {
+			return fail(cmd, errors.New("cannot parse"))
+		}
+		var err error
+		switch f[0] {
+		case "rm":
+			err = unix.Unlink(f[1])
+		case "mkdir":
+			err = unix.Mkdir(f[1], 0o700)
+		case "rmdir":
+			err = unix.Rmdir(f[1])
+		case "mkfifo":
+			err = unix.Mkfifo(f[1], 0o600)
+		case "echo":
+			var n int
+			if len(f) != 3 || !strings.HasPrefix(f[2], ">&") {
+				return fail(cmd, errors.New("cannot parse"))
+			}
+			if n, err = strconv.Atoi(f[2][2:]); err == nil {
+				_, err = unix.Write(n, []byte(f[1]+"\n"))
+			}
+		case "exec":
+			spec := f[1]
+			i := strings.IndexAny(spec, "<>")
+			if i <= 0 {
+				return fail(cmd, errors.New("cannot parse"))
+			}
+			var fd, src int
+			if fd, err = strconv.Atoi(spec[:i]); err != nil {
+				return fail(cmd, err)
+			}
+			op, target := spec[i:], ""
+			for _, o := range []string{"<>", ">&", ">", "<"} {
+				if strings.HasPrefix(op, o) {
+					op, target = o, op[len(o):]
+					break
+				}
+			}
+			switch op {
+			case ">&":
+				if src, err = strconv.Atoi(target); err == nil {
+					err = unix.Dup2(src, fd)
+				}
+			default:
+				flags := map[string]int{">": unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC, "<": unix.O_RDONLY, "<>": unix.O_RDWR}[op]
+				if src, err = unix.Open(target, flags, 0o600); err == nil && src != fd {
+					if err = unix.Dup2(src, fd); err == nil {
+						err = unix.Close(src)
+					}
+				}
+			}
+		default:
+			err = errors.New("unknown command")
+		}
+		if err != nil {
+			return fail(cmd, err)
+		}
+	}
+	unix.Write(1, []byte("ready\n"))
+	var b [1]byte
+	unix.Read(0, b[:])
+	return 0
+}
+
 func fdVictim(t *testing.T, script string, args ...string) *exec.Cmd {
 	t.Helper()
 	inR, inW, err := os.Pipe()
@@ -308,7 +401,10 @@ func fdVictim(t *testing.T, script string, args ...string) *exec.Cmd {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		t.Fatalf("close_range(CLOSE_RANGE_CLOEXEC): %v", err)
 	}
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script + "; echo ready; read x", "sh"}, args...)...)
+	// The victim is this test binary, running fdVictimMain: no shell is
+	// needed (the arm64 test guest has none).
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envFDVictim+"="+script)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
 	err = cmd.Start()
 	inR.Close()
