@@ -63,4 +63,8 @@ type Host struct {
 	// restart logic reads when it is not among the general registers
 	// (arm64 NT_ARM_SYSTEM_CALL), 0 otherwise.
 	SyscallNoNT int
+
+	// Loader is the first stage of the self-restoring executables
+	// freeze writes (image.NewExecutable).
+	Loader image.Loader
 }

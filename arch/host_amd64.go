@@ -2,6 +2,7 @@ package arch
 
 import (
 	"bytes"
+	"debug/elf"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -67,6 +68,7 @@ var Current = Host{
 	StubCode:          amd64.StubCode(),
 	StubSyscallOffset: amd64.StubSyscallOffset,
 	ELFMachine:        amd64.ELFMachine,
+	Loader:            image.Loader{Machine: elf.Machine(amd64.ELFMachine), Code: amd64.LoaderCode()},
 	SyscallInsn:       amd64.SyscallInsn,
 	FindSyscall:       findSyscallAMD64,
 }

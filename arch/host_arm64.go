@@ -1,6 +1,8 @@
 package arch
 
 import (
+	"debug/elf"
+
 	"github.com/cryo-project/cryo/arch/arm64"
 	"github.com/cryo-project/cryo/image"
 )
@@ -65,6 +67,7 @@ var Current = Host{
 	StubCode:          arm64.StubCode(),
 	StubSyscallOffset: arm64.StubSyscallOffset,
 	ELFMachine:        arm64.ELFMachine,
+	Loader:            image.Loader{Machine: elf.Machine(arm64.ELFMachine), Code: arm64.LoaderCode()},
 	SyscallInsn:       arm64.SyscallInsn,
 	FindSyscall:       arm64.FindSyscall,
 }

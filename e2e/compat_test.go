@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cryo-project/cryo/arch"
 	"github.com/cryo-project/cryo/image"
 )
 
@@ -25,7 +26,6 @@ func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), e
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, off, _ := sec.Outer()
 	r, err := image.NewReader(sec)
 	if err != nil {
 		t.Fatal(err)
@@ -39,10 +39,17 @@ func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), e
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if _, err := io.Copy(o, io.NewSectionReader(f, 0, off)); err != nil {
+	// The same loader and restorer as freeze writes.
+	restorer, err := os.Open(freezeBin)
+	if err != nil {
 		t.Fatal(err)
 	}
-	bw := bufio.NewWriter(o)
+	defer restorer.Close()
+	exe, err := image.NewExecutable(o, arch.Current.Loader, restorer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriter(exe)
 	w, err := image.NewWriter(bw, r.Arch(), r.PageSize())
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +81,7 @@ func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), e
 	if err := bw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := image.WriteTrailer(o, off, w.Written()); err != nil {
+	if err := exe.Finish(w.Written()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,33 +14,41 @@ import (
 
 // The image format, as far as the tests rely on it:
 //
-// The executable ends with a 32-byte trailer:
+// The executable starts with a small loader ELF whose program headers end
+// it, then zeros up to 4096, where the restorer (the cryo binary, padded
+// with zeros to a multiple of 4096) starts; the image stream follows it,
+// and the file ends with a 64-byte trailer:
 //
-//	image offset uint64 LE | image length uint64 LE | crc32c uint32 | 4 pad | "CRYOEXE\x00"
+//	restorer offset | restorer length | restorer sum | image offset |
+//	image length | file size (uint64 LE each) | crc32c of the 48 bytes
+//	before it, uint32 | 4 zero bytes | "CRYOEXE2"
 //
 // The image starts with a header:
 //
 //	"CRYOIMG\x00" | version uint32 | arch uint32 (1 amd64, 2 arm64) |
 //	page size uint32 | flags uint32 | crc32c of the 24 bytes before it, uint32
 const (
-	trailerSize     = 32
-	trailerMagic    = "CRYOEXE\x00"
+	trailerSize     = 64
+	trailerMagic    = "CRYOEXE2"
 	imageMagic      = "CRYOIMG\x00"
 	hdrArchOff      = 12
 	hdrPageSizeOff  = 16
 	hdrCRCOff       = 24
 	archAMD64       = 1
 	archARM64       = 2
-	trailerCRCOff   = 16
-	trailerMagicOff = 24
+	trailerCRCOff   = 48
+	trailerMagicOff = 56
+	restorerAlign   = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type imageFile struct {
-	data        []byte
-	off, length uint64 // of the image part
-	crc         uint32 // the trailer's
+	data                  []byte
+	restorerOff, restorer uint64 // offset and length of the restorer
+	off, length           uint64 // of the image part
+	size                  uint64 // the file size the trailer records
+	crc                   uint32 // the trailer's
 }
 
 // readImageFile reads a frozen executable and decodes its trailer.
@@ -57,15 +65,22 @@ func readImageFile(tb testing.TB, path string) *imageFile {
 	if string(t[trailerMagicOff:]) != trailerMagic {
 		tb.Fatalf("%s: trailer magic %q, want %q", path, t[trailerMagicOff:], trailerMagic)
 	}
+	le := binary.LittleEndian
 	im := &imageFile{
-		data:   data,
-		off:    binary.LittleEndian.Uint64(t[0:]),
-		length: binary.LittleEndian.Uint64(t[8:]),
-		crc:    binary.LittleEndian.Uint32(t[trailerCRCOff:]),
+		data:        data,
+		restorerOff: le.Uint64(t[0:]),
+		restorer:    le.Uint64(t[8:]),
+		off:         le.Uint64(t[24:]),
+		length:      le.Uint64(t[32:]),
+		size:        le.Uint64(t[40:]),
+		crc:         le.Uint32(t[trailerCRCOff:]),
 	}
 	end := uint64(len(data) - trailerSize)
 	if im.off > end || im.length > end-im.off || im.length < hdrCRCOff+4 {
 		tb.Fatalf("%s: image at %d+%d does not fit in %d bytes before the trailer", path, im.off, im.length, end)
+	}
+	if im.restorerOff > im.off || im.restorer > im.off-im.restorerOff {
+		tb.Fatalf("%s: restorer at %d+%d does not fit before the image at %d", path, im.restorerOff, im.restorer, im.off)
 	}
 	return im
 }
@@ -75,41 +90,13 @@ func (im *imageFile) header() []byte {
 	return im.data[im.off : im.off+hdrCRCOff+4]
 }
 
-// trailerCRCRegions are the byte ranges the trailer's crc32c might cover;
-// the contract only says the trailer carries one.
-func (im *imageFile) trailerCRCRegions() map[string][]byte {
-	end := uint64(len(im.data) - trailerSize)
-	return map[string][]byte{
-		"image":                 im.image(),
-		"file before trailer":   im.data[:end],
-		"file through image":    im.data[:im.off+im.length],
-		"image through trailer": im.data[im.off : end+trailerCRCOff],
-		"trailer offset+length": im.data[end : end+trailerCRCOff],
-	}
-}
-
-// trailerCRCCovers names the region the trailer crc matches, or "".
-func (im *imageFile) trailerCRCCovers() string {
-	for name, b := range im.trailerCRCRegions() {
-		if crc32.Checksum(b, castagnoli) == im.crc {
-			return name
-		}
-	}
-	return ""
-}
-
-// setArch rewrites the header's arch field, recomputes the header crc and
-// the trailer crc (whatever it covers, which may or may not include the
-// header): the result is a well-formed image for another architecture.
+// setArch rewrites the header's arch field and recomputes the header crc
+// (the trailer's crc covers only the trailer): the result is a
+// well-formed image for another architecture.
 func (im *imageFile) setArch(arch uint32) {
-	covers := im.trailerCRCCovers()
 	h := im.header()
 	binary.LittleEndian.PutUint32(h[hdrArchOff:], arch)
 	binary.LittleEndian.PutUint32(h[hdrCRCOff:], crc32.Checksum(h[:hdrCRCOff], castagnoli))
-	if covers != "" {
-		im.crc = crc32.Checksum(im.trailerCRCRegions()[covers], castagnoli)
-		binary.LittleEndian.PutUint32(im.data[len(im.data)-trailerSize+trailerCRCOff:], im.crc)
-	}
 }
 
 // frozenPipeVictim freezes a pipe victim with --leave-running and returns
@@ -130,8 +117,29 @@ func TestImageFormat(t *testing.T) {
 	im := readImageFile(t, img)
 	t.Logf("%s: %d bytes, image at %d, %d bytes", img, len(im.data), im.off, im.length)
 
-	if end := uint64(len(im.data) - trailerSize); im.off+im.length != end {
-		t.Logf("note: %d bytes between the image's end and the trailer", end-im.off-im.length)
+	end := uint64(len(im.data) - trailerSize)
+	if im.off+im.length != end {
+		t.Errorf("%d bytes between the image's end and the trailer", end-im.off-im.length)
+	}
+	if im.size != uint64(len(im.data)) {
+		t.Errorf("the trailer records a file of %d bytes, it has %d", im.size, len(im.data))
+	}
+	if got, want := im.crc, crc32.Checksum(im.data[end:end+trailerCRCOff], castagnoli); got != want {
+		t.Errorf("trailer crc32c %#08x, want %#08x", got, want)
+	}
+	if im.restorerOff != restorerAlign || im.restorer%restorerAlign != 0 || im.restorerOff+im.restorer != im.off {
+		t.Errorf("restorer at %d+%d, image at %d: want the restorer at %d, a multiple of %d bytes, right before the image",
+			im.restorerOff, im.restorer, im.off, restorerAlign, restorerAlign)
+	}
+	if r := im.data[im.restorerOff:]; string(r[:4]) != "\x7fELF" {
+		t.Errorf("the restorer starts with %q, not an ELF header", r[:4])
+	}
+	// The restorer is the freeze binary itself, padded.
+	if bin, err := os.ReadFile(freezeBin); err != nil {
+		t.Error(err)
+	} else if r := im.data[im.restorerOff : im.restorerOff+im.restorer]; len(bin) > len(r) ||
+		!bytes.Equal(r[:len(bin)], bin) || len(bytes.Trim(r[len(bin):], "\x00")) != 0 {
+		t.Errorf("the restorer (%d bytes) is not the freeze binary (%d bytes) padded with zeros", len(r), len(bin))
 	}
 	h := im.header()
 	if string(h[:8]) != imageMagic {
@@ -149,11 +157,6 @@ func TestImageFormat(t *testing.T) {
 	if got, want := le.Uint32(h[hdrCRCOff:]), crc32.Checksum(h[:hdrCRCOff], castagnoli); got != want {
 		t.Errorf("header crc32c %#08x, want %#08x", got, want)
 	}
-	if c := im.trailerCRCCovers(); c != "" {
-		t.Logf("the trailer crc32c %#08x covers the %s", im.crc, c)
-	} else {
-		t.Logf("warning: the trailer crc32c %#08x matches none of the candidate ranges", im.crc)
-	}
 
 	f, err := elf.Open(img)
 	if err != nil {
@@ -163,6 +166,19 @@ func TestImageFormat(t *testing.T) {
 	if f.Class != elf.ELFCLASS64 || f.Machine != elfMachine || (f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN) {
 		t.Errorf("ELF %v %v %v, want a 64-bit %v executable", f.Class, f.Machine, f.Type, elfMachine)
 	}
+	// The loader's program headers end it: a file cut inside it does not
+	// exec.
+	if len(f.Progs) == 0 || f.Progs[0].Type != elf.PT_LOAD || f.Progs[0].Off != 0 {
+		t.Fatalf("program headers %v: want a PT_LOAD of the loader first", f.Progs)
+	}
+	var hdr elf.Header64
+	if err := binary.Read(bytes.NewReader(im.data), binary.LittleEndian, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	if end := hdr.Phoff + uint64(hdr.Phnum)*uint64(hdr.Phentsize); end != f.Progs[0].Filesz || end > im.restorerOff {
+		t.Errorf("program headers end at %d, the loader at %d (restorer at %d)", end, f.Progs[0].Filesz, im.restorerOff)
+	}
+	t.Logf("loader: %d bytes", f.Progs[0].Filesz)
 }
 
 func TestImageReadelf(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -92,7 +91,8 @@ func (o *output) commit(injected error) error {
 	return nil
 }
 
-// write streams the restorer, the image and the trailer into out.
+// write streams the executable into out: the loader and the restorer,
+// the image, the trailer (image.NewExecutable; image/doc.go draws it).
 func (f *freezer) write(ctx context.Context, out *output, p *image.Process) error {
 	restorer := f.opts.Restorer
 	if restorer == "" {
@@ -102,12 +102,12 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err != nil {
 		return fmt.Errorf("open the restorer %s: %w", restorer, err)
 	}
-	n, err := io.Copy(out.f, rf)
+	exe, err := image.NewExecutable(out.f, f.host.Loader, rf)
 	rf.Close()
 	if err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
-	bw := bufio.NewWriterSize(out.f, 1<<20)
+	bw := bufio.NewWriterSize(exe, 1<<20)
 	w, err := image.NewWriter(bw, f.host.Image, f.pageSize)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
@@ -131,7 +131,7 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
-	if err := image.WriteTrailer(out.f, n, w.Written()); err != nil {
+	if err := exe.Finish(w.Written()); err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
 	f.logf("wrote %d pages (%d zero pages skipped), image %d bytes", f.res.Pages, f.res.ZeroPages, w.Written())

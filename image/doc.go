@@ -3,15 +3,19 @@
 //
 // # The executable
 //
-// cryo's output is one file: the restorer, an ordinary static ELF
-// executable, with the image appended and a fixed-size trailer at the
-// very end. The ELF headers are not modified; the kernel loads the
-// restorer and ignores what follows its segments, and the restorer finds
-// its image by reading the trailer of /proc/self/exe (OpenEmbedded).
+// cryo's output is one file that runs the process it holds: a tiny
+// loader, the restorer (the cryo binary itself), the image, and a
+// fixed-size trailer at the very end (NewExecutable, OpenEmbedded).
 //
 //	offset 0
 //	+--------------------------------+
-//	| restorer ELF executable        |  unchanged; readelf -h accepts the file
+//	| loader ELF    about 1.4 KiB    |  code from arch/*/loader.go; its program
+//	|   ELF header, code,            |  headers come last: cut anywhere in it,
+//	|   program headers              |  the file fails to exec (ENOEXEC, EIO)
+//	| zeros up to 4096               |
+//	+--------------------------------+  <- restorer offset (4096)
+//	| restorer: the cryo binary      |  unchanged, padded with zeros to a
+//	| zeros up to a multiple of 4096 |  multiple of 4096 (restorer length)
 //	+--------------------------------+  <- image offset
 //	| image header         28 bytes  |  \
 //	| PROCESS record                 |   |
@@ -20,19 +24,42 @@
 //	| PAGES record ...               |   |  (image length bytes)
 //	| TAIL record (optional)         |   |
 //	| END record                     |  /
-//	+--------------------------------+  <- file size - 32
-//	| trailer              32 bytes  |
+//	+--------------------------------+  <- file size - 64
+//	| trailer              64 bytes  |
 //	+--------------------------------+
 //
 //	trailer:
-//	 0  image offset           uint64
-//	 8  image length           uint64
-//	16  crc32c of bytes 0-15   uint32
-//	20  zero padding           4 bytes
-//	24  magic "CRYOEXE\x00"    8 bytes
+//	 0  restorer offset        uint64
+//	 8  restorer length        uint64  a multiple of 8
+//	16  restorer sum           uint64  see below
+//	24  image offset           uint64
+//	32  image length           uint64
+//	40  file size              uint64  the whole file, trailer included
+//	48  crc32c of bytes 0-47   uint32
+//	52  zero                   uint32
+//	56  magic "CRYOEXE2"       8 bytes
 //
-// The image must end where the trailer starts. A file without the magic
-// (the plain restorer) has no image: OpenEmbedded returns ErrNoImage.
+// The restorer sum is FNV-1a-64 over the restorer's little-endian 8-byte
+// words: h = 0xcbf29ce484222325, then h = (h ^ w) * 0x100000001b3 for
+// each word w.
+//
+// Run as ./app.bin, the kernel starts the loader. It opens /proc/self/exe
+// (this file) and checks the trailer's magic and that the file has the
+// size the trailer records, so that a file cut short anywhere, or grown,
+// is refused; copies the restorer into a memfd, checking its sum; and
+// execs the memfd (execveat, AT_EMPTY_PATH) with the same argv and
+// CRYO_IMAGE_FD=<the fd of this file> put first in the environment (the
+// restorer takes the fd and removes the variable, EnvImageFD). Any failure
+// is one line on stderr and exit status 1: nothing of a damaged file runs
+// but the loader. thaw app.bin (OpenEmbedded) checks the same and more:
+// the trailer's crc32c, that the parts lie in this order, the restorer's
+// sum. The trailer sits at a fixed place from the end so that nothing
+// before it has to be patched once written: the file can be streamed.
+//
+// A file without the magic is no executable of cryo's (the plain
+// restorer: ErrNoImage), or one cut short if it starts with a loader
+// (ErrTruncated), or one written by a cryo from before the loader, which
+// ended with a 32-byte trailer and the magic "CRYOEXE\x00" (ErrOldFormat).
 //
 // # The image stream
 //

@@ -3,85 +3,365 @@ package image
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 )
 
-// trailerSize is the size of the trailer ending a self-restoring
-// executable: image offset, image length, crc32c of both, 4 bytes of
-// padding, magic.
-const trailerSize = 32
+// Layout of the self-restoring executable; doc.go draws it.
+const (
+	// trailerSize is the size of the trailer that ends the file.
+	trailerSize = 64
+	// exeAlign aligns the restorer and the image: the loader is padded
+	// to it, the restorer too.
+	exeAlign = 4096
+	// loaderVaddr is where the loader ELF asks to be loaded.
+	loaderVaddr = 0x400000
+	// Sizes of the loader's ELF header and of its two program headers.
+	ehdrSize    = 64
+	phdrSize    = 56
+	loaderPhnum = 2
 
-var exeMagic = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', 0}
+	// oldTrailerSize and oldExeMagic end the files of cryo before the
+	// loader: the restorer at offset 0, the image, a 32-byte trailer.
+	oldTrailerSize = 32
+)
 
-// ErrNoImage is returned by OpenEmbedded for a file without an image
-// trailer, such as the plain restorer binary.
+var (
+	exeMagic    = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', '2'}
+	oldExeMagic = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', 0}
+)
+
+// EnvImageFD is the environment variable through which the loader hands
+// the restorer a read-only fd of the executable it was run from (the
+// restorer then runs from a memfd, and /proc/self/exe is that memfd).
+const EnvImageFD = "CRYO_IMAGE_FD"
+
+// The restorer's sum is FNV-1a-64 over its little-endian 8-byte words:
+// h = sumOffset; for each word w: h = (h ^ w) * sumPrime.
+const (
+	sumOffset = 0xcbf29ce484222325
+	sumPrime  = 0x100000001b3
+)
+
+// sumWords adds the 8-byte words of b (whose length is a multiple of 8)
+// to the restorer sum h. The loaders compute the same.
+func sumWords(h uint64, b []byte) uint64 {
+	for ; len(b) >= 8; b = b[8:] {
+		h = (h ^ le.Uint64(b)) * sumPrime
+	}
+	return h
+}
+
+// ErrNoImage is returned by OpenEmbedded for a file that is no
+// self-restoring executable, such as the plain restorer binary.
 var ErrNoImage = errors.New("no cryo image embedded in this file")
 
-func trailer(offset, length uint64) []byte {
+// ErrTruncated and ErrDamaged report a self-restoring executable that was
+// cut short or changed since it was written; ErrOldFormat one written by
+// a cryo from before the loader, which this one cannot read.
+var (
+	ErrTruncated = errors.New("this image file is truncated")
+	ErrDamaged   = errors.New("this image file is damaged")
+	ErrOldFormat = errors.New("this image file was written by an older cryo (its trailer has no loader): thaw it with the cryo that froze it")
+)
+
+// Loader is the first stage of a self-restoring executable for one
+// architecture: position-independent machine code run from its first
+// byte (arch/amd64 and arch/arm64 LoaderCode).
+type Loader struct {
+	Machine elf.Machine
+	Code    []byte
+}
+
+// loaderELF wraps the loader's code in a static ELF executable of one
+// R+X segment, with its program headers at the very end: a file cut
+// anywhere inside it makes execve fail (the kernel's read of the program
+// headers comes up short, EIO; or the header is incomplete, ENOEXEC)
+// rather than run code whose page lies past the end of the file.
+//
+//	 0          ELF header      64 bytes
+//	64          code            padded with zeros to 8 bytes
+//	phoff       PT_LOAD         the whole file, R+X, at loaderVaddr
+//	phoff+56    PT_GNU_STACK    RW: no executable stack
+func loaderELF(l Loader) ([]byte, error) {
+	if len(l.Code) == 0 {
+		return nil, errors.New("no loader code for this architecture")
+	}
+	codeLen := (uint64(len(l.Code)) + 7) &^ 7
+	phoff := ehdrSize + codeLen
+	size := phoff + loaderPhnum*phdrSize
+	if size > exeAlign {
+		return nil, fmt.Errorf("loader of %d bytes does not fit in %d", size, exeAlign)
+	}
+	var b bytes.Buffer
+	hdr := loaderHeader(l.Machine, phoff)
+	binary.Write(&b, le, &hdr) // a bytes.Buffer takes any write
+	b.Write(l.Code)
+	b.Write(make([]byte, codeLen-uint64(len(l.Code))))
+	binary.Write(&b, le, &elf.Prog64{
+		Type: uint32(elf.PT_LOAD), Flags: uint32(elf.PF_R | elf.PF_X),
+		Off: 0, Vaddr: loaderVaddr, Paddr: loaderVaddr,
+		Filesz: size, Memsz: size, Align: 0x10000,
+	})
+	binary.Write(&b, le, &elf.Prog64{
+		Type: uint32(elf.PT_GNU_STACK), Flags: uint32(elf.PF_R | elf.PF_W), Align: 16,
+	})
+	return b.Bytes(), nil
+}
+
+// loaderHeader is the ELF header of the loader for machine, with its
+// program headers at phoff.
+func loaderHeader(machine elf.Machine, phoff uint64) elf.Header64 {
+	return elf.Header64{
+		Ident: [elf.EI_NIDENT]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB),
+			byte(elf.EV_CURRENT), byte(elf.ELFOSABI_NONE)},
+		Type: uint16(elf.ET_EXEC), Machine: uint16(machine), Version: uint32(elf.EV_CURRENT),
+		Entry: loaderVaddr + ehdrSize, Phoff: phoff,
+		Ehsize: ehdrSize, Phentsize: phdrSize, Phnum: loaderPhnum,
+	}
+}
+
+// startsLikeLoader tells whether head, the first bytes of a file (all of
+// it if shorter), is or begins a loader ELF as loaderELF writes them,
+// for any machine and code length.
+func startsLikeLoader(head []byte) bool {
+	if len(head) == 0 {
+		return false
+	}
+	var want bytes.Buffer
+	hdr := loaderHeader(0, 0)
+	binary.Write(&want, le, &hdr)
+	w := want.Bytes()
+	for i := 0; i < len(w) && i < len(head); i++ {
+		if (i >= 18 && i < 20) || (i >= 32 && i < 40) {
+			continue // e_machine and e_phoff: any
+		}
+		if head[i] != w[i] {
+			return false
+		}
+	}
+	if len(head) >= 40 {
+		phoff := le.Uint64(head[32:])
+		return phoff > ehdrSize && phoff%8 == 0 && phoff+loaderPhnum*phdrSize <= exeAlign
+	}
+	return true
+}
+
+// trailer is the end of a self-restoring executable:
+//
+//	 0  restorer offset   uint64
+//	 8  restorer length   uint64  a multiple of 8 (the restorer is padded)
+//	16  restorer sum      uint64  sumWords over the restorer
+//	24  image offset      uint64
+//	32  image length      uint64
+//	40  file size         uint64  the whole file, trailer included
+//	48  crc32c of 0-47    uint32
+//	52  zero              uint32
+//	56  magic "CRYOEXE2"
+type trailer struct {
+	restorerOff, restorerLen, restorerSum uint64
+	imageOff, imageLen, fileSize          uint64
+}
+
+func (t *trailer) encode() []byte {
 	b := make([]byte, trailerSize)
-	le.PutUint64(b[0:], offset)
-	le.PutUint64(b[8:], length)
-	le.PutUint32(b[16:], checksum(b[:16]))
-	copy(b[24:], exeMagic[:])
+	for i, v := range []uint64{t.restorerOff, t.restorerLen, t.restorerSum, t.imageOff, t.imageLen, t.fileSize} {
+		le.PutUint64(b[8*i:], v)
+	}
+	le.PutUint32(b[48:], checksum(b[:48]))
+	copy(b[56:], exeMagic[:])
 	return b
 }
 
-// WriteTrailer writes the trailer that ends a self-restoring executable.
-// offset is where the image starts in the file and length its size; the
-// trailer must directly follow the image.
-func WriteTrailer(w io.Writer, offset, length int64) error {
-	if offset < 0 || length < 0 {
-		return fmt.Errorf("invalid image offset %d or length %d", offset, length)
+// decodeTrailer checks the trailer b of a file of size bytes and that the
+// parts it describes lie in order in the file: a loader, the restorer,
+// the image, the trailer.
+func decodeTrailer(b []byte, size int64) (*trailer, error) {
+	if got, want := le.Uint32(b[48:]), checksum(b[:48]); got != want || le.Uint32(b[52:]) != 0 {
+		return nil, fmt.Errorf("%w (its trailer does not match its checksum): copy it again", ErrDamaged)
 	}
-	if _, err := w.Write(trailer(uint64(offset), uint64(length))); err != nil {
-		return fmt.Errorf("writing image trailer: %w", err)
+	v := func(i int) uint64 { return le.Uint64(b[8*i:]) }
+	t := &trailer{v(0), v(1), v(2), v(3), v(4), v(5)}
+	if t.fileSize != uint64(size) {
+		return nil, fmt.Errorf("%w or damaged (it has %d bytes, its trailer says %d): copy it again", ErrTruncated, size, t.fileSize)
+	}
+	end := uint64(size) - trailerSize
+	switch {
+	case t.restorerOff < ehdrSize || t.restorerOff > end,
+		t.restorerLen == 0 || t.restorerLen%8 != 0 || t.restorerLen > end-t.restorerOff,
+		t.imageOff < t.restorerOff+t.restorerLen || t.imageOff > end,
+		t.imageLen != end-t.imageOff:
+		return nil, fmt.Errorf("%w (its trailer is inconsistent: restorer of %d bytes at %d, image of %d bytes at %d, trailer at %d): copy it again",
+			ErrDamaged, t.restorerLen, t.restorerOff, t.imageLen, t.imageOff, end)
+	}
+	return t, nil
+}
+
+// An ExecutableWriter writes a self-restoring executable: NewExecutable
+// writes the loader and the restorer, the caller writes the image stream
+// through it, and Finish writes the trailer.
+type ExecutableWriter struct {
+	w   io.Writer
+	t   trailer
+	n   int64 // image bytes written
+	err error
+}
+
+// NewExecutable writes to w the start of a self-restoring executable: the
+// loader l as a tiny ELF, zeros up to the next 4096-byte boundary, and
+// the restorer, read to its end and padded with zeros to a multiple of
+// 4096 bytes (trailing zeros after an ELF file change nothing). The
+// image stream is to be written through the returned writer.
+func NewExecutable(w io.Writer, l Loader, restorer io.Reader) (*ExecutableWriter, error) {
+	ld, err := loaderELF(l)
+	if err != nil {
+		return nil, err
+	}
+	e := &ExecutableWriter{w: w}
+	e.t.restorerOff = exeAlign
+	if _, err := w.Write(append(ld, make([]byte, exeAlign-len(ld))...)); err != nil {
+		return nil, fmt.Errorf("writing the loader: %w", err)
+	}
+	s := &sumWriter{h: sumOffset}
+	n, err := io.Copy(io.MultiWriter(w, s), restorer)
+	if err != nil {
+		return nil, fmt.Errorf("copying the restorer: %w", err)
+	}
+	if n == 0 {
+		return nil, errors.New("the restorer is empty")
+	}
+	pad := make([]byte, (exeAlign-n%exeAlign)%exeAlign)
+	if _, err := w.Write(pad); err != nil {
+		return nil, fmt.Errorf("copying the restorer: %w", err)
+	}
+	s.Write(pad)
+	e.t.restorerLen = uint64(n) + uint64(len(pad))
+	e.t.restorerSum = s.h
+	e.t.imageOff = e.t.restorerOff + e.t.restorerLen
+	return e, nil
+}
+
+// Write writes image bytes.
+func (e *ExecutableWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.n += int64(n)
+	e.err = err
+	return n, err
+}
+
+// Finish writes the trailer. imageLen is the length of the image stream
+// (Writer.Written), which must all have been written through e.
+func (e *ExecutableWriter) Finish(imageLen int64) error {
+	if e.err != nil {
+		return e.err
+	}
+	if imageLen != e.n {
+		return fmt.Errorf("image of %d bytes, but %d were written", imageLen, e.n)
+	}
+	e.t.imageLen = uint64(imageLen)
+	e.t.fileSize = e.t.imageOff + e.t.imageLen + trailerSize
+	if _, err := e.w.Write(e.t.encode()); err != nil {
+		return fmt.Errorf("writing the image trailer: %w", err)
 	}
 	return nil
 }
 
-// OpenEmbedded finds the image embedded in f by its trailer and returns a
-// reader for exactly the image's bytes. It returns ErrNoImage if f does
-// not end with a trailer.
+// sumWriter computes the restorer sum of what is written to it, in any
+// pieces.
+type sumWriter struct {
+	h    uint64
+	part [8]byte
+	n    int // bytes in part
+}
+
+func (s *sumWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	if s.n > 0 {
+		k := copy(s.part[s.n:], p)
+		s.n += k
+		p = p[k:]
+		if s.n < len(s.part) {
+			return total, nil
+		}
+		s.h = sumWords(s.h, s.part[:])
+		s.n = 0
+	}
+	full := len(p) &^ 7
+	s.h = sumWords(s.h, p[:full])
+	s.n = copy(s.part[:], p[full:])
+	return total, nil
+}
+
+// OpenEmbedded checks the self-restoring executable f as the loader does
+// and more (the trailer's checksum, the layout, the restorer's sum) and
+// returns a reader for exactly the image's bytes. It returns ErrNoImage
+// for a file that is none, such as the plain restorer, and errors
+// wrapping ErrTruncated, ErrDamaged or ErrOldFormat for a file that is
+// one but cannot be thawed.
 func OpenEmbedded(f *os.File) (*io.SectionReader, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("looking for an embedded image: %w", err)
 	}
 	size := fi.Size()
-	if size < trailerSize {
-		return nil, ErrNoImage
-	}
-	b := make([]byte, trailerSize)
-	if _, err := f.ReadAt(b, size-trailerSize); err != nil {
+	tail := make([]byte, min(size, trailerSize))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
 		return nil, fmt.Errorf("reading the image trailer of %s: %w", f.Name(), err)
 	}
-	if !bytes.Equal(b[24:], exeMagic[:]) {
-		return nil, appendedWithoutTrailer(f, size)
+	if len(tail) == trailerSize && bytes.Equal(tail[56:], exeMagic[:]) {
+		t, err := decodeTrailer(tail, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRestorer(f, t); err != nil {
+			return nil, err
+		}
+		return io.NewSectionReader(f, int64(t.imageOff), int64(t.imageLen)), nil
 	}
-	if got, want := le.Uint32(b[16:]), checksum(b[:16]); got != want || le.Uint32(b[20:]) != 0 {
-		return nil, fmt.Errorf("the image trailer of %s is corrupt (checksum mismatch)", f.Name())
+	head := make([]byte, min(size, exeAlign))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
 	}
-	offset, length := le.Uint64(b[0:]), le.Uint64(b[8:])
-	end := uint64(size - trailerSize)
-	if offset > end || length > end-offset {
-		return nil, fmt.Errorf("the image trailer of %s is inconsistent: image of %d bytes at offset %d does not fit in the %d bytes before the trailer (file truncated?)", f.Name(), length, offset, end)
+	if startsLikeLoader(head) {
+		// The loader's message for the same file.
+		return nil, fmt.Errorf("%w or damaged (its end is missing or its size is wrong): copy it again", ErrTruncated)
 	}
-	if offset+length != end {
-		return nil, fmt.Errorf("the image trailer of %s is inconsistent: image of %d bytes at offset %d ends at %d, but the trailer starts at %d", f.Name(), length, offset, offset+length, end)
+	if len(tail) >= oldTrailerSize && bytes.Equal(tail[len(tail)-8:], oldExeMagic[:]) {
+		return nil, ErrOldFormat
 	}
-	return io.NewSectionReader(f, int64(offset), int64(length)), nil
+	return nil, oldTruncated(f, size)
 }
 
-// ErrTruncated reports an executable whose image lost its end.
-var ErrTruncated = errors.New("image truncated")
+// checkRestorer compares the restorer's sum with the trailer's.
+func checkRestorer(f *os.File, t *trailer) error {
+	buf := make([]byte, 1<<20)
+	h := uint64(sumOffset)
+	for off, left := t.restorerOff, t.restorerLen; left > 0; {
+		b := buf[:min(left, uint64(len(buf)))]
+		if _, err := f.ReadAt(b, int64(off)); err != nil {
+			return fmt.Errorf("reading the restorer of %s: %w", f.Name(), err)
+		}
+		h = sumWords(h, b)
+		off += uint64(len(b))
+		left -= uint64(len(b))
+	}
+	if h != t.restorerSum {
+		return fmt.Errorf("%w (its restorer does not match its checksum): copy it again", ErrDamaged)
+	}
+	return nil
+}
 
-// appendedWithoutTrailer tells a plain restorer (ErrNoImage) from an
-// executable cut short: the ELF's own extent is computed from its headers,
-// and if an image header follows it, the trailer was cut off.
-func appendedWithoutTrailer(f *os.File, size int64) error {
+// oldTruncated tells a plain restorer (ErrNoImage) from an executable of
+// the old layout (the restorer ELF first) that was cut short: the ELF's
+// own extent is computed from its headers, and if an image header
+// follows it, the trailer was cut off.
+func oldTruncated(f *os.File, size int64) error {
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		return ErrNoImage
@@ -102,9 +382,9 @@ func appendedWithoutTrailer(f *os.File, size int64) error {
 	}
 	if len(ef.Sections) > 0 {
 		// e_shoff + e_shnum * e_shentsize: the section header table.
-		var hdr [64]byte
-		if _, err := f.ReadAt(hdr[:], 0); err == nil && ef.Class == elf.ELFCLASS64 {
-			grow(le.Uint64(hdr[40:]) + uint64(le.Uint16(hdr[60:]))*uint64(le.Uint16(hdr[58:])))
+		var hdr elf.Header64
+		if err := binary.Read(io.NewSectionReader(f, 0, ehdrSize), le, &hdr); err == nil && ef.Class == elf.ELFCLASS64 {
+			grow(hdr.Shoff + uint64(hdr.Shnum)*uint64(hdr.Shentsize))
 		}
 	}
 	if extent >= uint64(size) {
@@ -114,5 +394,5 @@ func appendedWithoutTrailer(f *os.File, size int64) error {
 	if _, err := f.ReadAt(m[:], int64(extent)); err != nil || !bytes.Equal(m[:], magic[:]) {
 		return ErrNoImage
 	}
-	return fmt.Errorf("%w: its end is missing (%d bytes of image remain): copy the file again", ErrTruncated, size-int64(extent))
+	return fmt.Errorf("%w (its end is missing): it was also written by an older cryo, which alone can thaw it", ErrTruncated)
 }

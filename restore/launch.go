@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cryo-project/cryo/arch"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/proc"
@@ -36,39 +38,83 @@ const (
 )
 
 // Main runs the restore roles. Call it first in main: if this process is
-// a spawn or helper of a thaw, or an executable with an image appended
-// (./app.bin), it never returns. Otherwise it returns and the command
-// runs as usual.
+// a spawn or helper of a thaw, or the restorer of a self-restoring
+// executable (./app.bin), it never returns. Otherwise it returns and the
+// command runs as usual.
+//
+// Run as ./app.bin, the restorer runs from a memfd the loader filled
+// (/proc/self/exe is that memfd), and the loader hands it the file it
+// was run from as the fd in CRYO_IMAGE_FD (image/doc.go).
 func Main() {
+	fd, fromLoader := os.LookupEnv(image.EnvImageFD)
+	// Neither the spawn and helper nor anything else started from here
+	// may see it.
+	os.Unsetenv(image.EnvImageFD)
 	switch os.Getenv(envRole) {
 	case "spawn":
 		os.Exit(runSpawn())
 	case "helper":
 		os.Exit(runHelper())
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return
-	}
-	f, err := os.Open(self)
-	if err != nil {
-		return
-	}
-	_, err = image.OpenEmbedded(f)
-	f.Close()
-	if errors.Is(err, image.ErrNoImage) {
-		return
-	}
 	name := filepath.Base(os.Args[0])
+	var f *os.File
+	var err error
+	if fromLoader {
+		f, err = loaderImage(fd)
+	} else {
+		// Not run by a loader: the plain cryo binary, whose command
+		// runs, unless it carries an image (thaw checks it).
+		if f, err = ownImage(); err != nil {
+			return
+		}
+		if _, err = image.OpenEmbedded(f); errors.Is(err, image.ErrNoImage) {
+			f.Close()
+			return
+		}
+	}
 	if len(os.Args) > 1 {
 		fmt.Fprintf(os.Stderr, "%s: a frozen process; run it without arguments to thaw it (environment: %s=1 thaws on a CPU that lacks features the process may use)\n", name, envNoCPU)
 		os.Exit(2)
 	}
 	if err == nil {
-		err = Thaw(self, Options{IgnoreCPU: os.Getenv(envNoCPU) == "1", Verbose: os.Getenv(envVerbose) == "1"})
+		err = thaw(f, f.Name(), Options{IgnoreCPU: os.Getenv(envNoCPU) == "1", Verbose: os.Getenv(envVerbose) == "1"})
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	os.Exit(1)
+}
+
+// ownImage opens the executable this process runs, which may carry an
+// image: the plain cryo binary does not.
+func ownImage() (*os.File, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(self)
+}
+
+// loaderImage takes the file the loader passed as fd (the decimal value
+// of CRYO_IMAGE_FD) and makes it close-on-exec, so that the restored
+// process does not inherit it. It is named by its path, as the messages
+// name the file.
+func loaderImage(fd string) (*os.File, error) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("%s=%q: not a file descriptor", image.EnvImageFD, fd)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(n, &st); err != nil {
+		return nil, fmt.Errorf("%s=%d: %w", image.EnvImageFD, n, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s=%d: not a regular file", image.EnvImageFD, n)
+	}
+	unix.CloseOnExec(n)
+	path, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", n))
+	if err != nil {
+		path = "image"
+	}
+	return os.NewFile(uintptr(n), path), nil
 }
 
 // Options tune a thaw.
@@ -86,6 +132,13 @@ func Thaw(path string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	return thaw(f, path, opts)
+}
+
+// thaw is Thaw of the open file f, named path. The spawn and the helper
+// get f itself, not its path: run by the loader, this process may hold
+// the only name the file has.
+func thaw(f *os.File, path string, opts Options) error {
 	sec, err := image.OpenEmbedded(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -60,3 +60,11 @@ const (
 	SysMlockall         = 151
 	SysGetMempolicy     = 239
 )
+
+// Syscall numbers of the calls the loader makes (LoaderCode).
+const (
+	SysPread64     = 17
+	SysWritev      = 20
+	SysMemfdCreate = 319
+	SysExecveat    = 322
+)

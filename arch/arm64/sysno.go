@@ -62,3 +62,11 @@ const (
 	SysMlockall         = 230
 	SysGetMempolicy     = 236
 )
+
+// Syscall numbers of the calls the loader makes (LoaderCode).
+const (
+	SysPread64     = 67
+	SysWritev      = 66
+	SysMemfdCreate = 279
+	SysExecveat    = 281
+)

@@ -1,0 +1,290 @@
+package arm64
+
+import "encoding/binary"
+
+// LoaderCode is the code of the loader, the first stage of every
+// self-restoring executable: image.NewExecutable wraps it in a tiny static
+// ELF at the start of the file (image/doc.go draws the layout), and the
+// kernel runs it when the file is run as ./app.bin. It opens its own file
+// (/proc/self/exe), checks the trailer at its end (the magic, and that
+// the file has the size the trailer records: a file cut short anywhere
+// fails here), copies the restorer into a memfd while summing it
+// (image's FNV-1a over 8-byte words) and execs the memfd with
+// CRYO_IMAGE_FD=<fd of the file> put first in the environment; argv is
+// passed on as it is. On any failure it writes one line, "<last part of
+// argv[0]>: <what failed>", to fd 2 and exits with status 1: a damaged
+// file never runs any of its restorer.
+//
+// The code is position-independent (adr and ldr-literal references to its
+// data, which follows the instructions, aligned to 8 bytes) and calls
+// nothing but the kernel. It was assembled by hand; each word below is
+// one instruction, labels and comments as in its source.
+func LoaderCode() []byte {
+	b := make([]byte, 0, 4*len(loaderText))
+	for _, w := range loaderText {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	if len(b)%8 != 0 {
+		b = binary.LittleEndian.AppendUint32(b, 0xd4200000) // brk #0
+	}
+	return append(b, loaderData()...)
+}
+
+// loaderText is the loader's instructions.
+var loaderText = []uint32{
+	// _start:
+	// The kernel starts us with sp at argc, argv[], NULL, envp[], NULL.
+	// Keep that pointer in x19; below it: 256 bytes of scratch (the
+	// trailer at [sp], the writev iovecs at [sp+64], the environment
+	// string at [sp+96]) and a 64 KiB copy buffer at [sp+0x100] (x27).
+	0x910003f3, // mov x19, sp
+	0xd14043ff, // sub sp, sp, #0x10, lsl #12
+	0xd10403ff, // sub sp, sp, #0x100
+	0x910403fb, // add x27, sp, #0x100
+	// x20 = openat(AT_FDCWD, "/proc/self/exe", O_RDONLY): this file.
+	// Not close-on-exec: the restorer reads its image through it.
+	0x92800c60, // mov x0, #-100 (AT_FDCWD)
+	0x10001521, // adr x1, path_exe
+	0xd2800002, // mov x2, #0 (O_RDONLY)
+	0xd2800708, // mov x8, #56 (openat)
+	0xd4000001, // svc #0
+	0xb7f80fa0, // tbnz x0, #63, err_open
+	0xaa0003f4, // mov x20, x0
+	// x21 = lseek(x20, 0, SEEK_END): the file's size.
+	0xd2800001, // mov x1, #0
+	0xd2800042, // mov x2, #2 (SEEK_END)
+	0xd28007c8, // mov x8, #62 (lseek)
+	0xd4000001, // svc #0
+	0xb7f80f20, // tbnz x0, #63, err_read
+	0xaa0003f5, // mov x21, x0
+	0xf10102bf, // cmp x21, #64
+	0x54000f03, // b.lo err_trunc
+	// pread64(x20, sp, 64, size-64): the trailer.
+	0xaa1403e0, // mov x0, x20
+	0x910003e1, // mov x1, sp
+	0xd2800802, // mov x2, #64
+	0xd10102a3, // sub x3, x21, #64
+	0xd2800868, // mov x8, #67 (pread64)
+	0xd4000001, // svc #0
+	0xf101001f, // cmp x0, #64
+	0x54000dc1, // b.ne err_read
+	// The magic, and the file size the trailer records: a file cut
+	// short or grown fails here.
+	0xf9401fe9, // ldr x9, [sp, #56]
+	0x5800118a, // ldr x10, magic
+	0xeb0a013f, // cmp x9, x10
+	0x54000d81, // b.ne err_trunc
+	0xf94017e9, // ldr x9, [sp, #40]
+	0xeb15013f, // cmp x9, x21
+	0x54000d21, // b.ne err_trunc
+	// The restorer (x23 bytes at x26) lies before the trailer and the
+	// image, and is a non-zero number of 8-byte words.
+	0xa9405ffa, // ldp x26, x23, [sp]
+	0xd10102a9, // sub x9, x21, #64
+	0xeb09035f, // cmp x26, x9
+	0x54000ca8, // b.hi err_trunc
+	0xcb1a0129, // sub x9, x9, x26
+	0xeb0902ff, // cmp x23, x9
+	0x54000c48, // b.hi err_trunc
+	0xb4000c37, // cbz x23, err_trunc
+	0xf2400aff, // tst x23, #7
+	0x54000be1, // b.ne err_trunc
+	0x8b170349, // add x9, x26, x23
+	0xf9400fea, // ldr x10, [sp, #24]
+	0xeb0a013f, // cmp x9, x10
+	0x54000b68, // b.hi err_trunc
+	// x22 = memfd_create("cryo-restorer", MFD_CLOEXEC|MFD_EXEC); a
+	// kernel before 6.3 knows no MFD_EXEC (EINVAL): without it then.
+	0x70001020, // adr x0, name_memfd
+	0xd2800221, // mov x1, #0x11 (MFD_CLOEXEC|MFD_EXEC)
+	0xd28022e8, // mov x8, #279 (memfd_create)
+	0xd4000001, // svc #0
+	0xb100581f, // cmn x0, #22 (-EINVAL?)
+	0x54000081, // b.ne memfd_done
+	0x70000f60, // adr x0, name_memfd
+	0xd2800021, // mov x1, #1 (MFD_CLOEXEC)
+	0xd4000001, // svc #0
+	// memfd_done:
+	0xb7f80a60, // tbnz x0, #63, err_memfd
+	0xaa0003f6, // mov x22, x0
+	// Copy the restorer into the memfd 64 KiB at a time, summing its
+	// 8-byte words on the way (FNV-1a: h = (h ^ w) * prime):
+	// x24 = sum, x25 = prime, x26 = file offset, x23 = bytes left,
+	// x28 = this chunk's size.
+	0x58000df8, // ldr x24, fnv_offset
+	0x58000e19, // ldr x25, fnv_prime
+	// copy:
+	0xd2a0003c, // mov x28, #0x10000
+	0xeb1c02ff, // cmp x23, x28
+	0x9a9c32fc, // csel x28, x23, x28, lo (x28 = min(64 KiB, x23))
+	0xaa1403e0, // mov x0, x20
+	0xaa1b03e1, // mov x1, x27
+	0xaa1c03e2, // mov x2, x28
+	0xaa1a03e3, // mov x3, x26
+	0xd2800868, // mov x8, #67 (pread64)
+	0xd4000001, // svc #0
+	0xeb1c001f, // cmp x0, x28
+	0x54000821, // b.ne err_read
+	0xd2800009, // mov x9, #0
+	// sum:
+	0xf8696b6a, // ldr x10, [x27, x9]
+	0xca0a0318, // eor x24, x24, x10
+	0x9b197f18, // mul x24, x24, x25
+	0x91002129, // add x9, x9, #8
+	0xeb1c013f, // cmp x9, x28
+	0x54ffff63, // b.lo sum
+	0xaa1603e0, // mov x0, x22
+	0xaa1b03e1, // mov x1, x27
+	0xaa1c03e2, // mov x2, x28
+	0xd2800808, // mov x8, #64 (write)
+	0xd4000001, // svc #0
+	0xeb1c001f, // cmp x0, x28
+	0x54000721, // b.ne err_write
+	0x8b1c035a, // add x26, x26, x28
+	0xeb1c02f7, // subs x23, x23, x28
+	0x54fffca1, // b.ne copy
+	0xf9400be9, // ldr x9, [sp, #16]
+	0xeb09031f, // cmp x24, x9
+	0x540006a1, // b.ne err_sum
+	// x1 = "CRYO_IMAGE_FD=<x20 in decimal>", written backwards from its
+	// NUL at [sp+127].
+	0x9101ffe1, // add x1, sp, #127
+	0x3900003f, // strb wzr, [x1]
+	0xaa1403e0, // mov x0, x20
+	0xd2800142, // mov x2, #10
+	// itoa:
+	0x9ac20803, // udiv x3, x0, x2
+	0x9b028064, // msub x4, x3, x2, x0 (x4 = x0 % 10)
+	0x9100c084, // add x4, x4, #0x30 ('0')
+	0x381ffc24, // strb w4, [x1, #-1]!
+	0xaa0303e0, // mov x0, x3
+	0xb5ffff60, // cbnz x0, itoa
+	0xd1003821, // sub x1, x1, #14
+	0x700009e2, // adr x2, env_prefix
+	0xf9400043, // ldr x3, [x2]
+	0xf9000023, // str x3, [x1]
+	0xf8406043, // ldur x3, [x2, #6]
+	0xf8006023, // stur x3, [x1, #6]
+	// x3 = envp, x4 = its length; the new environment, x1 then
+	// envp[0..x4] (with its NULL), goes below sp.
+	0xf9400262, // ldr x2, [x19]
+	0x8b020e63, // add x3, x19, x2, lsl #3
+	0x91004063, // add x3, x3, #16
+	0xd2800004, // mov x4, #0
+	// count_env:
+	0xf8647865, // ldr x5, [x3, x4, lsl #3]
+	0xb4000065, // cbz x5, count_done
+	0x91000484, // add x4, x4, #1
+	0x17fffffd, // b count_env
+	// count_done:
+	0x91000885, // add x5, x4, #2
+	0xcb256fe5, // sub x5, sp, x5, lsl #3
+	0x927cecbf, // and sp, x5, #~15
+	0xf90003e1, // str x1, [sp]
+	0x910023e6, // add x6, sp, #8
+	// copy_env:
+	0xf8647865, // ldr x5, [x3, x4, lsl #3]
+	0xf82478c5, // str x5, [x6, x4, lsl #3]
+	0xf1000484, // subs x4, x4, #1
+	0x54ffffa5, // b.pl copy_env
+	// execveat(x22, "", argv, sp, AT_EMPTY_PATH): returns only on failure.
+	0xaa1603e0, // mov x0, x22
+	0x50000701, // adr x1, empty
+	0x91002262, // add x2, x19, #8
+	0x910003e3, // mov x3, sp
+	0xd2820004, // mov x4, #0x1000 (AT_EMPTY_PATH)
+	0xd2802328, // mov x8, #281 (execveat)
+	0xd4000001, // svc #0
+	0x10001361, // adr x1, msg_exec
+	0x1400000c, // b fail
+	// err_open:
+	0x30000681, // adr x1, msg_open
+	0x1400000a, // b fail
+	// err_read:
+	0x50000801, // adr x1, msg_read
+	0x14000008, // b fail
+	// err_trunc:
+	0x50000961, // adr x1, msg_trunc
+	0x14000006, // b fail
+	// err_memfd:
+	0x50000f01, // adr x1, msg_memfd
+	0x14000004, // b fail
+	// err_write:
+	0x10001061, // adr x1, msg_write
+	0x14000002, // b fail
+	// err_sum:
+	0x50000bc1, // adr x1, msg_sum
+	// fail:
+	// x1: a message, its length byte first. Write "<name>: message" in
+	// one writev to fd 2, name the last part of argv[0] ("cryo" if
+	// there is none), and exit_group(1).
+	0x38401422, // ldrb w2, [x1], #1
+	0xa9050be1, // stp x1, x2, [sp, #80]
+	0x30000440, // adr x0, name_cryo
+	0xf9400263, // ldr x3, [x19]
+	0xb4000043, // cbz x3, basename
+	0xf9400660, // ldr x0, [x19, #8]
+	// basename:
+	0xaa0003e3, // mov x3, x0
+	// scan:
+	0x38401404, // ldrb w4, [x0], #1
+	0x7100bc9f, // cmp w4, #0x2f ('/')
+	0x9a830003, // csel x3, x0, x3, eq
+	0x35ffffa4, // cbnz w4, scan
+	0xd1000400, // sub x0, x0, #1
+	0xcb030004, // sub x4, x0, x3
+	0xa90413e3, // stp x3, x4, [sp, #64]
+	0xd2800040, // mov x0, #2
+	0x910103e1, // add x1, sp, #64
+	0xd2800042, // mov x2, #2
+	0xd2800848, // mov x8, #66 (writev)
+	0xd4000001, // svc #0
+	0xd2800020, // mov x0, #1
+	0xd2800bc8, // mov x8, #94 (exit_group)
+	0xd4000001, // svc #0
+	0xd4200000, // brk #0
+}
+
+// loaderData is what loaderText refers to, in this order and byte for byte
+// as its pc-relative offsets were computed for: magic, fnv_offset,
+// fnv_prime, path_exe, name_memfd, name_cryo, empty, env_prefix, then
+// the messages msg_open, msg_read, msg_trunc, msg_sum, msg_memfd,
+// msg_write, msg_exec (TestLoaderReferences checks every reference).
+func loaderData() []byte {
+	le := binary.LittleEndian
+	b := []byte(LoaderMagic)
+	b = le.AppendUint64(b, LoaderSumOffset)
+	b = le.AppendUint64(b, LoaderSumPrime)
+	b = append(b, "/proc/self/exe\x00cryo-restorer\x00cryo\x00\x00"...)
+	b = append(b, LoaderEnv+"="...)
+	for _, m := range loaderMessages {
+		b = append(b, byte(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// What the loader shares with image/, which checks that they agree.
+const (
+	// LoaderMagic ends the trailer of a self-restoring executable.
+	LoaderMagic = "CRYOEXE2"
+	// LoaderSumOffset and LoaderSumPrime are the FNV-1a-64 constants
+	// of the restorer's sum.
+	LoaderSumOffset = 0xcbf29ce484222325
+	LoaderSumPrime  = 0x100000001b3
+	// LoaderEnv names the environment variable that hands the restorer
+	// the fd of its file.
+	LoaderEnv = "CRYO_IMAGE_FD"
+)
+
+// loaderMessages are the loader's failures, each printed after the name
+// it was run by.
+var loaderMessages = []string{
+	": cannot start the restorer: cannot open /proc/self/exe\n",                                            // msg_open
+	": cannot start the restorer: cannot read this file\n",                                                 // msg_read
+	": this image file is truncated or damaged (its end is missing or its size is wrong): copy it again\n", // msg_trunc
+	": this image file is damaged (its restorer does not match its checksum): copy it again\n",             // msg_sum
+	": cannot start the restorer: memfd_create failed\n",                                                   // msg_memfd
+	": cannot start the restorer: cannot write it to memory\n",                                             // msg_write
+	": cannot start the restorer: execveat failed\n",                                                       // msg_exec
+}
