@@ -56,6 +56,13 @@ func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
 			// mw only says something of a shared one.
 			v.Flags &^= image.VMAMayWrite
 		}
+		if m.VmFlags["lo"] && !m.VmFlags["lf"] && m.VmFlags["??"] && m.Rss < m.Len() {
+			// Before Linux 6.2 (8614d6c5eda0) smaps had no name for
+			// VM_LOCKONFAULT: "??" beside "lo". Locked on fault, a
+			// mapping holds only the pages touched; locked, all of
+			// them (mlock populates it).
+			v.Flags |= image.VMALockOnFault
+		}
 		for _, flag := range []string{"um", "uw", "ui"} {
 			if m.VmFlags[flag] {
 				return nil, fmt.Errorf("mapping %#x-%#x %s is registered with userfaultfd: unsupported", m.Start, m.End, describe(m.Path))

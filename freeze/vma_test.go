@@ -23,6 +23,11 @@ func mapping(start, end uint64, perms, path, flags string) proc.Mapping {
 	return m
 }
 
+func withRss(m proc.Mapping, rss uint64) proc.Mapping {
+	m.Rss = rss
+	return m
+}
+
 const (
 	rw  = unix.PROT_READ | unix.PROT_WRITE
 	rx  = unix.PROT_READ | unix.PROT_EXEC
@@ -62,6 +67,8 @@ func TestClassify(t *testing.T) {
 		{"no huge pages", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me nh"), image.VMAAnon, rw, image.VMANoHugePage, ""},
 		{"locked", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo"), image.VMAAnon, rw, image.VMALocked, ""},
 		{"locked on fault", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo lf"), image.VMAAnon, rw, image.VMALocked | image.VMALockOnFault, ""},
+		{"locked on fault, Linux 6.1", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo ??"), 4096), image.VMAAnon, rw, image.VMALocked | image.VMALockOnFault, ""},
+		{"locked, Linux 6.1 with another unnamed flag", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo ??"), 0x2000), image.VMAAnon, rw, image.VMALocked, ""},
 		{"sealed", mapping(0x1000, 0x3000, "r--p", "", "rd mr mw me sl"), image.VMAAnon, ro, image.VMASealed, ""},
 		{"guard region", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me gu nr"), image.VMAAnon, rw, image.VMANoReserve, ""},
 		{"device", mapping(0x1000, 0x3000, "rw-s", "/dev/mem", "rd wr sh mr mw me ms pf io"), 0, 0, 0, "device"},
