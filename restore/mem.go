@@ -122,10 +122,12 @@ func (h *helper) moveVDSO(stubMaps []proc.Mapping) error {
 
 // addrSpace is what the mapping steps learn and pass on.
 type addrSpace struct {
-	// fromFile marks the private file mappings mapped from their file:
-	// their pages are compared with the file's before being written,
-	// so that those that are the same stay shared with the page cache.
-	fromFile []bool
+	// fileEnd is, for a private file mapping mapped from its file,
+	// where the file's last page ends in the mapping (0: not from a
+	// file). Its pages are compared with the file's before being
+	// written, so that those that are the same stay shared with the
+	// page cache.
+	fileEnd []uint64
 	// unlocked marks the mappings made writable to receive their
 	// pages; finishVMAs gives them back their protection.
 	unlocked []bool
@@ -138,7 +140,7 @@ type addrSpace struct {
 // mapVMAs creates every mapping of the process with its final
 // protection.
 func (h *helper) mapVMAs() (*addrSpace, error) {
-	as := &addrSpace{fromFile: make([]bool, len(h.p.VMAs)), unlocked: make([]bool, len(h.p.VMAs))}
+	as := &addrSpace{fileEnd: make([]uint64, len(h.p.VMAs)), unlocked: make([]bool, len(h.p.VMAs))}
 	for i := range h.p.VMAs {
 		v := &h.p.VMAs[i]
 		flags := uint64(unix.MAP_FIXED_NOREPLACE)
@@ -155,12 +157,12 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 				flags |= unix.MAP_GROWSDOWN
 			}
 		case image.VMAFilePrivate:
-			ok, err := h.mapPrivateFile(v, flags)
+			end, err := h.mapPrivateFile(v, flags)
 			if err != nil {
 				return nil, err
 			}
-			if ok {
-				as.fromFile[i] = true
+			if end != 0 {
+				as.fileEnd[i] = end
 				continue
 			}
 			// The file is gone or not usable: anonymous memory, which
@@ -217,43 +219,52 @@ func (h *helper) openat(path string, flags uint64) (uint64, error) {
 }
 
 // mapPrivateFile maps a private file mapping from its file when the file
-// is at its path, regular, and reaches into the mapping's last page (so
-// no page of it is past the end, where the original had data); ok is false
-// when it is not, or the kernel will not map it (a noexec mount for an
-// executable mapping): the caller then maps anonymous memory.
-func (h *helper) mapPrivateFile(v *image.VMA, flags uint64) (ok bool, err error) {
+// is at its path and regular, and returns where the file's last page
+// ends in the mapping; 0 when it maps nothing and the caller is to map
+// anonymous memory. A readable mapping needs a file that reaches into
+// its last page: the image holds all of its pages, and one wholly past
+// the end would fault (SIGBUS) where the original had data; the end
+// cutting a page is fine, the rest of it reads as zero (ld.so's data,
+// where the bss starts). An unreadable one (a library's PROT_NONE gap,
+// which ld.so maps past the end of the file) only has its present pages
+// in the image, checked against the end as they come. The kernel may
+// also refuse to map the file (a noexec mount for an executable
+// mapping): anonymous memory then too.
+func (h *helper) mapPrivateFile(v *image.VMA, flags uint64) (fileEnd uint64, err error) {
 	if !strings.HasPrefix(v.Path, "/") || strings.HasSuffix(v.Path, " (deleted)") || strings.HasPrefix(v.Path, "/memfd:") {
-		return false, nil
+		return 0, nil
 	}
 	fd, err := h.openat(v.Path, unix.O_RDONLY)
 	if err != nil {
 		h.logf("%#x-%#x %s comes back anonymous: open: %v", v.Start, v.End, v.Path, err)
-		return false, nil
+		return 0, nil
 	}
 	defer func() { err = errors.Join(err, h.closeFD(fd, v.Path)) }()
 	fi, err := os.Stat(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
-	switch {
-	case err != nil:
-		return false, fmt.Errorf("stat %s: %w", v.Path, err)
-	case !fi.Mode().IsRegular() || (uint64(fi.Size())+h.ps-1)&^(h.ps-1) < v.Offset+(v.End-v.Start):
-		// A page wholly past the end of the file would fault (SIGBUS)
-		// where the original had data; one the end cuts is fine, the
-		// rest of it reads as zero (ld.so's data: its bss starts there).
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", v.Path, err)
+	}
+	size := (uint64(fi.Size()) + h.ps - 1) &^ (h.ps - 1)
+	fileEnd = v.End
+	if size < v.Offset+(v.End-v.Start) {
+		fileEnd = v.Start + max(size, v.Offset) - v.Offset
+	}
+	if !fi.Mode().IsRegular() || (v.Prot&unix.PROT_READ != 0 && fileEnd < v.End) {
 		h.logf("%#x-%#x %s comes back anonymous: not a regular file reaching offset %#x", v.Start, v.End, v.Path, v.Offset+(v.End-v.Start))
-		return false, nil
+		return 0, nil
 	}
 	got, err := h.s.Syscall(h.host.Sys.Mmap, v.Start, v.End-v.Start, uint64(v.Prot), flags|unix.MAP_PRIVATE, fd, v.Offset)
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENODEV) {
 		h.logf("%#x-%#x %s comes back anonymous: mmap: %v", v.Start, v.End, v.Path, err)
-		return false, nil
+		return 0, nil
 	}
 	if err == nil && got != v.Start {
 		err = fmt.Errorf("placed at %#x", got)
 	}
 	if err != nil {
-		return false, fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
+		return 0, fmt.Errorf("map %#x-%#x %s: %w", v.Start, v.End, v.Path, err)
 	}
-	return true, nil
+	return fileEnd, nil
 }
 
 // openShared opens the file of a shared file mapping: read-write if the
@@ -308,7 +319,7 @@ func (h *helper) fillPages(as *addrSpace) (err error) {
 			}
 			n := min(uint64(len(data)), v.End-addr)
 			var err error
-			if as.fromFile[i] {
+			if as.fileEnd[i] != 0 {
 				err = h.writeChanged(as, i, addr, data[:n])
 			} else {
 				err = h.writePages(as, i, addr, data[:n])
@@ -368,6 +379,9 @@ func (h *helper) writePages(as *addrSpace, i int, addr uint64, b []byte) error {
 // (of the file) shows at addr.
 func (h *helper) writeChanged(as *addrSpace, i int, addr uint64, b []byte) error {
 	v := &h.p.VMAs[i]
+	if end := addr + uint64(len(b)); end > as.fileEnd[i] {
+		return fmt.Errorf("the image has data for %#x-%#x of %s, past the end of the file: it is shorter than when frozen", max(addr, as.fileEnd[i]), end, v.Path)
+	}
 	if cap(as.cmp) < len(b) {
 		as.cmp = make([]byte, len(b))
 	}
