@@ -223,7 +223,6 @@ static void setup(void)
 	data(28 * MIB);
 	data(28 * MIB + 3 * ps);
 
-	have_guard = madvise(W + 20 * MIB + 4 * ps, 4 * ps, MADV_GUARD_INSTALL) == 0;
 	if (mprotect(W + 22 * MIB, 2 * MIB, PROT_READ) != 0 ||
 	    mprotect(W + 28 * MIB, 2 * MIB, PROT_NONE) != 0)
 		exit(13);
@@ -234,6 +233,11 @@ static void setup(void)
 		exit(15);
 	data(26 * MIB + 5 * ps);
 	have_lock = 1;
+	/* Last, once the window is split: a guard region marks its whole
+	 * mapping (gu, VM_MAYBE_GUARD in 6.18), and the pieces it would be
+	 * split into afterwards would keep the mark, which the image does
+	 * not hold. */
+	have_guard = madvise(W + 20 * MIB + 4 * ps, 4 * ps, MADV_GUARD_INSTALL) == 0;
 
 	S = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (S == MAP_FAILED)
