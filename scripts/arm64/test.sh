@@ -9,7 +9,7 @@
 # runs the tests; and passes only if the console shows init's pass marker.
 # qemu exits 0 even when the guest panics: the console alone is judged.
 #
-# Environment: CRYO_ARM64_TIMEOUT (seconds for the guest, default 480),
+# Environment: CRYO_ARM64_TIMEOUT (seconds for the guest, default 600),
 # CRYO_ARM64_PKGS (the packages whose tests run, default ./...),
 # CRYO_ARM64_RUN / CRYO_ARM64_SKIP (override the e2e test selection).
 set -euo pipefail
@@ -18,7 +18,7 @@ GO=${GO:-go}
 out=build/arm64
 root=$out/root
 console=$out/console.log
-timeout_s=${CRYO_ARM64_TIMEOUT:-480}
+timeout_s=${CRYO_ARM64_TIMEOUT:-600}
 start=$(date +%s)
 
 # The e2e tests that do not run in the guest, each for a named reason.
@@ -30,8 +30,13 @@ start=$(date +%s)
 #   TestImageMode: runs freeze under /bin/sh to set the umask.
 #   TestOracle, TestAllState: the shell-log and zombie start modes start
 #     the victim from bash (>log 2>&1; a background job left a zombie).
+# Time (the guest emulates every instruction: a freeze takes a second or
+# two there, and the oracle's two cycles per case ~20 s): the oracle runs
+# the cases that hold arch-specific state (registers, signals, a
+# terminal, big reservations, the allstate victim) and leaves the others,
+# whose state is the same on both arches, to the amd64 run.
 e2e_run=${CRYO_ARM64_RUN:-.}
-e2e_skip=${CRYO_ARM64_SKIP:-'^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$'}
+e2e_skip=${CRYO_ARM64_SKIP:-'^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds)$|^TestOracle$/^pipe$/^fd7$'}
 
 need() {
   if ! command -v "$1" >/dev/null; then
@@ -74,7 +79,7 @@ for pkg in $($GO list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{e
   if [ -d "$rel/testdata" ]; then
     cp -r "$rel/testdata" "$root/cryo/src/$rel/"
   fi
-  args="-test.v -test.count=1 -test.timeout=6m"
+  args="-test.v -test.count=1 -test.timeout=8m"
   if [ "$rel" = e2e ]; then
     # Last: the unit tests fail faster.
     e2e_line="run /cryo/src/$rel /cryo/tests/$name.test $args -test.run=$e2e_run -test.skip=$e2e_skip"
