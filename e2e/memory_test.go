@@ -56,8 +56,12 @@ func vmaLines(tb testing.TB, pid int) []vmaLine {
 	}
 	var out []vmaLine
 	for _, m := range maps {
+		ino := m.Inode
+		if m.Path == "/dev/zero (deleted)" || strings.HasPrefix(m.Path, "[anon_shmem:") {
+			ino = 0 // shared anonymous memory: a new shmem object at thaw
+		}
 		l := vmaLine{
-			line: fmt.Sprintf("%x-%x %s %08x %s %d %s", m.Start, m.End, m.Perms, m.Offset, m.Dev, m.Inode, m.Path),
+			line: fmt.Sprintf("%x-%x %s %08x %s %d %s", m.Start, m.End, m.Perms, m.Offset, m.Dev, ino, m.Path),
 			ac:   m.VmFlags["ac"],
 			size: m.Len(),
 		}

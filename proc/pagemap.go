@@ -63,10 +63,10 @@ const scanVec = 1024
 type scanMode int
 
 const (
-	modeUnknown scanMode = iota
-	modeScan             // PAGEMAP_SCAN with PAGE_IS_GUARD
-	modeScanNoGuard      // PAGEMAP_SCAN without PAGE_IS_GUARD (6.7-6.13)
-	modeRead             // no PAGEMAP_SCAN: read the entries
+	modeUnknown     scanMode = iota
+	modeScan                 // PAGEMAP_SCAN with PAGE_IS_GUARD
+	modeScanNoGuard          // PAGEMAP_SCAN without PAGE_IS_GUARD (6.7-6.13)
+	modeRead                 // no PAGEMAP_SCAN: read the entries
 )
 
 // Scanner finds runs of present, swapped and guard pages in a process's

@@ -15,8 +15,10 @@
  *            on both sides
  *     22     data, then PROT_READ      24  mlock2(MLOCK_ONFAULT)
  *     26     mlock                     28  data, then PROT_NONE
- *     30     untouched
+ *     30     untouched, named "cryo-reserve" (PR_SET_VMA_ANON_NAME)
  *   S            4 pages of data, sealed with mseal, elsewhere
+ *   SR           4 pages of shared anonymous memory with data, made
+ *                read-only
  *   with a second argument FILE (created, 16 pages of a pattern):
  *     FP   MAP_PRIVATE read-write of all of it: page 1 changed, page 2
  *          zeroed, the rest as in the file
@@ -25,12 +27,13 @@
  *          writable later ("mw")
  *
  * A setting this kernel lacks (guard regions before 6.13, mseal before
- * 6.10, KSM) is left out and reported by "features".
+ * 6.10, KSM, CONFIG_ANON_VMA_NAME) is left out and reported by
+ * "features".
  *
  * Prints "ready", then serves commands on stdin:
  *   sum      -> "sum <hex>": FNV-1a 64 of every page holding data, read
  *               through /proc/self/mem (the PROT_NONE ones too)
- *   features -> "features guard=G merge=M seal=S lock=L file=F" (0/1)
+ *   features -> "features guard=G merge=M seal=S lock=L name=N file=F" (0/1)
  *   guard    -> "guard <n>": how many of the guard pages fault (4 if the
  *               region is there), then whether their neighbours read
  *   upgrade  -> mprotect FS read-write and write to it: "upgrade ok" or
@@ -46,12 +49,17 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "lineio.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
+#endif
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
 #endif
 #ifndef MLOCK_ONFAULT
 #define MLOCK_ONFAULT 1
@@ -73,10 +81,10 @@
 #define FILE_PAGES 16
 
 static size_t ps;
-static unsigned char *R, *W, *S, *FP, *FR, *FS;
+static unsigned char *R, *W, *S, *SR, *FP, *FR, *FS;
 static size_t rsize;
 static int memfd = -1;
-static int have_guard, have_merge, have_seal, have_lock, have_file;
+static int have_guard, have_merge, have_seal, have_lock, have_name, have_file;
 
 /* The pages holding data, as offsets into W. */
 static size_t datapages[128];
@@ -157,6 +165,8 @@ static uint64_t sum(void)
 		h = hash_page(h, W + datapages[i]);
 	for (int i = 0; i < 4; i++)
 		h = hash_page(h, S + i * ps);
+	for (int i = 0; i < 4; i++)
+		h = hash_page(h, SR + i * ps);
 	if (have_file) {
 		for (int i = 0; i < FILE_PAGES; i++)
 			h = hash_page(h, FP + i * ps);
@@ -244,6 +254,14 @@ static void setup(void)
 		exit(16);
 	fill(S, 4 * ps);
 	have_seal = syscall(SYS_mseal, S, 4 * ps, 0) == 0;
+
+	SR = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (SR == MAP_FAILED)
+		exit(17);
+	fill(SR, 4 * ps);
+	if (mprotect(SR, 4 * ps, PROT_READ) != 0)
+		exit(18);
+	have_name = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, W + 30 * MIB, 2 * MIB, "cryo-reserve") == 0;
 }
 
 static int probe_guard(void)
@@ -273,8 +291,8 @@ int main(int argc, char **argv)
 			putf("sum %016llx\n", (unsigned long long)sum());
 			close_mem();
 		} else if (strcmp(line, "features") == 0) {
-			putf("features guard=%d merge=%d seal=%d lock=%d file=%d\n",
-			     have_guard, have_merge, have_seal, have_lock, have_file);
+			putf("features guard=%d merge=%d seal=%d lock=%d name=%d file=%d\n",
+			     have_guard, have_merge, have_seal, have_lock, have_name, have_file);
 		} else if (strcmp(line, "guard") == 0) {
 			open_mem();
 			putf("guard %d\n", have_guard ? probe_guard() : 0);
