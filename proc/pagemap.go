@@ -227,23 +227,3 @@ func entryCat(e uint64) PageCat {
 	}
 	return c
 }
-
-// Pagemap reads the raw pagemap entries for [start, end) into buf (grown
-// if needed). It allocates in proportion to the range: read a large range
-// in pieces, or use a Scanner.
-func Pagemap(f *os.File, start, end uint64, pageSize int, buf []uint64) ([]uint64, error) {
-	n := int((end - start) / uint64(pageSize))
-	if cap(buf) < n {
-		buf = make([]uint64, n)
-	}
-	buf = buf[:n]
-	raw := make([]byte, 8*n)
-	off := int64(start/uint64(pageSize)) * 8
-	if _, err := f.ReadAt(raw, off); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("pagemap %#x-%#x: %w", start, end, err)
-	}
-	for i := range buf {
-		buf[i] = binary.LittleEndian.Uint64(raw[i*8:])
-	}
-	return buf, nil
-}
