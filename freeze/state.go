@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -543,6 +544,7 @@ func (r *remote) posixTimers(p *image.Process) error {
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", r.pid, err)
 	}
+	slices.SortFunc(timers, func(a, b proc.Timer) int { return a.ID - b.ID })
 	for _, t := range timers {
 		pt := image.PosixTimer{ID: int32(t.ID), Clock: int32(t.Clock), Signo: int32(t.Signo), Sigval: t.Sigval}
 		// fs/proc/base.c, show_timer: "signal", "none" or "thread"

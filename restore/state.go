@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -191,6 +192,9 @@ func (h *helper) restoreEarly() error {
 	}
 	if nnp != 0 && !th.NoNewPrivs {
 		return errors.New("this thaw runs with no_new_privs set and the process did not: it cannot be unset (thaw it from a shell without it)")
+	}
+	if err := h.createPosixTimers(); err != nil {
+		return err
 	}
 	// /proc files the helper writes for the stub.
 	if err := h.writeProc("oom_score_adj", strconv.Itoa(a.OOMScoreAdj)); err != nil {
@@ -492,7 +496,7 @@ func (h *helper) restoreLate() error {
 	if err := h.restoreITimers(); err != nil {
 		return err
 	}
-	return h.restorePosixTimers()
+	return h.armPosixTimers()
 }
 
 // registerMembarrier makes every membarrier registration the kernel
@@ -646,13 +650,16 @@ func (h *helper) restoreITimers() error {
 	return nil
 }
 
-// restorePosixTimers creates the POSIX timers again with their ids:
+// createPosixTimers creates the POSIX timers again with their ids,
+// disarmed (armPosixTimers arms them last). It runs before anything is
+// destroyed: an id this kernel cannot give back fails the thaw cleanly.
+//
 // PR_TIMER_CREATE_RESTORE_IDS (Linux 6.17+) makes timer_create take the
-// id in *timerid. Without it ids are handed out in order from 0 in a
-// fresh process, so the timers are created in id order, with
-// placeholders for the gaps deleted afterwards; an id that still does not
-// come out right fails the thaw.
-func (h *helper) restorePosixTimers() error {
+// id in *timerid. Older kernels hand ids out from a counter of the
+// signal struct, which an exec keeps: the timers are created in id order
+// with placeholders for the gaps (deleted afterwards), which works as
+// long as the counter has not gone past an id already.
+func (h *helper) createPosixTimers() error {
 	if len(h.p.Timers) == 0 {
 		return nil
 	}
@@ -684,8 +691,12 @@ func (h *helper) restorePosixTimers() error {
 		}
 		return int32(le.Uint32(got)), nil
 	}
+	// In id order (/proc/PID/timers lists them in the kernel's order),
+	// so that placeholders fill only the gaps.
+	timers := slices.Clone(h.p.Timers)
+	slices.SortFunc(timers, func(a, b image.PosixTimer) int { return int(a.ID) - int(b.ID) })
 	next := int32(0)
-	for _, t := range h.p.Timers {
+	for _, t := range timers {
 		for !restoreIDs && next < t.ID {
 			id, err := create(image.PosixTimer{Clock: unix.CLOCK_MONOTONIC, Notify: 1 /* SIGEV_NONE */})
 			if err != nil {
@@ -699,23 +710,9 @@ func (h *helper) restorePosixTimers() error {
 			return err
 		}
 		if id != t.ID {
-			return fmt.Errorf("POSIX timer %d came back with id %d on this kernel", t.ID, id)
+			return fmt.Errorf("POSIX timer %d would come back as timer %d: this kernel cannot give timers their ids back here (Linux 6.17 can: PR_TIMER_CREATE_RESTORE_IDS)", t.ID, id)
 		}
 		next = id + 1
-		if t.ValueNs != 0 {
-			b := make([]byte, 32)
-			le.PutUint64(b[0:], uint64(t.IntervalNs/1e9))
-			le.PutUint64(b[8:], uint64(t.IntervalNs%1e9))
-			le.PutUint64(b[16:], uint64(t.ValueNs/1e9))
-			le.PutUint64(b[24:], uint64(t.ValueNs%1e9))
-			addr, err := h.poke(0, b)
-			if err != nil {
-				return err
-			}
-			if _, err := h.sys(fmt.Sprintf("timer_settime(%d)", t.ID), sys.TimerSettime, uint64(t.ID), 0, addr, 0); err != nil {
-				return err
-			}
-		}
 	}
 	if restoreIDs {
 		if _, err := h.s.Syscall(sys.Prctl, prTimerRestoreIDs, 0, 0, 0, 0); err != nil {
@@ -724,6 +721,28 @@ func (h *helper) restorePosixTimers() error {
 	}
 	for _, id := range placeholders {
 		if _, err := h.sys("timer_delete", sys.TimerDelete, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// armPosixTimers gives each timer the time it had left and its period.
+func (h *helper) armPosixTimers() error {
+	for _, t := range h.p.Timers {
+		if t.ValueNs == 0 {
+			continue
+		}
+		b := make([]byte, 32)
+		le.PutUint64(b[0:], uint64(t.IntervalNs/1e9))
+		le.PutUint64(b[8:], uint64(t.IntervalNs%1e9))
+		le.PutUint64(b[16:], uint64(t.ValueNs/1e9))
+		le.PutUint64(b[24:], uint64(t.ValueNs%1e9))
+		addr, err := h.poke(0, b)
+		if err != nil {
+			return err
+		}
+		if _, err := h.sys(fmt.Sprintf("timer_settime(%d)", t.ID), h.host.Sys.TimerSettime, uint64(t.ID), 0, addr, 0); err != nil {
 			return err
 		}
 	}
