@@ -446,7 +446,7 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 		return err
 	}
 	d := &dumper{ctx: ctx, pid: f.pid, w: w, scan: proc.NewScanner(pm, f.pageSize), mem: mem,
-		ps: uint64(f.pageSize), buf: make([]byte, 4<<20), smaps: map[uint64]*proc.Mapping{}}
+		ps: uint64(f.pageSize), buf: make([]byte, 1<<20), smaps: map[uint64]*proc.Mapping{}}
 	for i := range maps {
 		d.smaps[maps[i].Start] = &maps[i]
 	}
