@@ -38,7 +38,7 @@ const maxFreezeRSS = 64 << 20
 // mappings holding one. It would differ for a mapping split after its
 // guard region was installed, whose pieces all keep the mark: the image
 // does not hold it (reserve.c installs its guard region last).
-var ignoredVmFlags = map[string]bool{"ac": true, "sd": true}
+var ignoredVmFlags = map[string]bool{"sd": true}
 
 // vmaLine is what the test compares of one mapping.
 type vmaLine struct {

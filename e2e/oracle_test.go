@@ -474,28 +474,6 @@ var expectedDiffs = []expectedDiff{
 		match:  sharedAnonInode,
 	},
 	{
-		what: "map ...: VmFlags ac (VM_ACCOUNT) absent in the copy, on a mapping that is not writable",
-		reason: "commit-charge accounting: a mapping made read-only keeps the charge it had while writable " +
-			"(mm/mprotect.c, mprotect_fixup: glibc's RELRO); the thaw creates it read-only, uncharged " +
-			"(docs/state.md: no commit charge the original did not have; e2e/memory_test.go checks the total)",
-		match: func(key string, a, b procState) bool {
-			if !mapKeyRE.MatchString(key) {
-				return false
-			}
-			fa, fb := strings.Fields(a[key]), strings.Fields(b[key])
-			if len(fa) == 0 || strings.Contains(fa[0], "w") {
-				return false
-			}
-			var drop []string
-			for _, f := range fa {
-				if f != "ac" {
-					drop = append(drop, f)
-				}
-			}
-			return len(drop) == len(fa)-1 && strings.Join(drop, " ") == strings.Join(fb, " ")
-		},
-	},
-	{
 		what: "stat flags: PF_FORKNOEXEC (0x40), PF_SUPERPRIV (0x100)",
 		reason: "history, not state: the task forked without exec since / has used a capability once; " +
 			"the restore works inside the process, as root when root thaws",
@@ -1308,7 +1286,7 @@ func TestOracleRules(t *testing.T) {
 		{"file inode", "map 1000-2000", procState{"map 1000-2000": "r--s 00000000 fe:00 5 /tmp/f | VmFlags rd sh"},
 			procState{"map 1000-2000": "r--s 00000000 fe:00 9 /tmp/f | VmFlags rd sh"}, false},
 		{"relro ac", "map 1000-2000", procState{"map 1000-2000": "r--p 00001000 fe:00 5 /lib/x | VmFlags rd mr mw me ac | x"},
-			procState{"map 1000-2000": "r--p 00001000 fe:00 5 /lib/x | VmFlags rd mr mw me | x"}, true},
+			procState{"map 1000-2000": "r--p 00001000 fe:00 5 /lib/x | VmFlags rd mr mw me | x"}, false},
 		{"writable ac", "map 1000-2000", procState{"map 1000-2000": "rw-p 00000000 00:00 0 | VmFlags rd wr mr mw me ac | x"},
 			procState{"map 1000-2000": "rw-p 00000000 00:00 0 | VmFlags rd wr mr mw me | x"}, false},
 		{"ac gained", "map 1000-2000", procState{"map 1000-2000": "r--p 00000000 00:00 0 | VmFlags rd mr mw me | x"},

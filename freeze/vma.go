@@ -26,6 +26,9 @@ var vmFlagBits = map[string]uint32{
 	"nr": image.VMANoReserve,
 	"sl": image.VMASealed,
 	"mw": image.VMAMayWrite,
+	"ac": image.VMAAccount,
+	"sr": image.VMASequential,
+	"rr": image.VMARandom,
 }
 
 // classify turns /proc maps lines into image VMAs, refusing what thaw

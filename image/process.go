@@ -67,6 +67,9 @@ const (
 	VMANoReserve                      // nr: MAP_NORESERVE
 	VMASealed                         // sl: mseal
 	VMAMayWrite                       // mw: a shared file mapping that may be made writable
+	VMAAccount                        // ac: charged as committed memory (VM_ACCOUNT)
+	VMASequential                     // sr: MADV_SEQUENTIAL
+	VMARandom                         // rr: MADV_RANDOM
 )
 
 // VMA is one line of /proc/PID/maps with what thaw needs to rebuild it.

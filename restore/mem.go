@@ -431,6 +431,8 @@ var vmaAdvice = []struct {
 	{image.VMAHugePage, unix.MADV_HUGEPAGE, "MADV_HUGEPAGE"},
 	{image.VMANoHugePage, unix.MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"},
 	{image.VMAMergeable, unix.MADV_MERGEABLE, "MADV_MERGEABLE"},
+	{image.VMASequential, unix.MADV_SEQUENTIAL, "MADV_SEQUENTIAL"},
+	{image.VMARandom, unix.MADV_RANDOM, "MADV_RANDOM"},
 }
 
 // finishVMAs gives each mapping, once its pages are in, what its VmFlags
@@ -438,9 +440,12 @@ var vmaAdvice = []struct {
 // split mappings that were created as one (the kernel merges adjacent
 // mappings made alike):
 //
-//  1. the protection of the mappings made writable for their pages
+//  1. the protection of the mappings made writable for their pages; and
+//     the commit charge (VM_ACCOUNT, VmFlag "ac") of a private mapping
+//     that is not writable but was once (glibc's RELRO): made writable
+//     and read-only again, as the original was, it is charged as it was
 //  2. madvise: DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, NOHUGEPAGE,
-//     MERGEABLE
+//     MERGEABLE, SEQUENTIAL, RANDOM
 //  3. the names of [anon:NAME] and [anon_shmem:NAME] mappings
 //  4. guard regions (MADV_GUARD_INSTALL), after the advice so that the
 //     "gu" flag lands on the very mappings that hold them, and before
@@ -461,6 +466,20 @@ func (h *helper) finishVMAs(as *addrSpace) error {
 			if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x", v.Start, v.End), sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
 				return err
 			}
+		}
+	}
+	for i := range vmas {
+		v := &vmas[i]
+		private := v.Kind == image.VMAAnon || v.Kind == image.VMAFilePrivate
+		if !private || v.Flags&image.VMAAccount == 0 || v.Prot&unix.PROT_WRITE != 0 {
+			continue
+		}
+		what := fmt.Sprintf("charge %#x-%#x %s as before (mprotect)", v.Start, v.End, describeVMA(v))
+		if _, err := h.sys(what, sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot|unix.PROT_WRITE)); err != nil {
+			return err
+		}
+		if _, err := h.sys(what, sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+			return err
 		}
 	}
 	for _, a := range vmaAdvice {
