@@ -195,23 +195,12 @@ func (h *helper) killChild(pid int, sig unix.Signal) error {
 	if err := ptrace.Cont(pid, 0); err != nil {
 		return err
 	}
-	for {
-		st, err := ptrace.Wait(pid)
-		if err != nil {
-			return err
-		}
-		if st.Exited() {
-			return nil
-		}
-		// The signal-delivery stop: let it go through.
-		if err := ptrace.Cont(pid, int(st.Signal())); err != nil {
-			return err
-		}
-	}
+	return h.reapLink(pid)
 }
 
-// reapLink waits for the traced child's death: the wait ends the ptrace
-// link and leaves the zombie to its real parent.
+// reapLink waits for the traced child's death, letting its signal-
+// delivery stops through: the wait ends the ptrace link and leaves the
+// zombie to its real parent.
 func (h *helper) reapLink(pid int) error {
 	for {
 		st, err := ptrace.Wait(pid)
