@@ -59,11 +59,12 @@ func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
 			// mw only says something of a shared one.
 			v.Flags &^= image.VMAMayWrite
 		}
-		if m.VmFlags["lo"] && !m.VmFlags["lf"] && m.VmFlags["??"] && m.Rss < m.Len() {
+		if m.VmFlags["lo"] && !m.VmFlags["lf"] && m.VmFlags["??"] {
 			// Before Linux 6.2 (8614d6c5eda0) smaps had no name for
-			// VM_LOCKONFAULT: "??" beside "lo". Locked on fault, a
-			// mapping holds only the pages touched; locked, all of
-			// them (mlock populates it).
+			// VM_LOCKONFAULT: "??" beside "lo" (all the other bits a
+			// locked anonymous or file mapping can have are named). A
+			// mapping locked on fault may hold every page too, when
+			// every page was touched: its residency tells nothing.
 			v.Flags |= image.VMALockOnFault
 		}
 		for _, flag := range []string{"um", "uw", "ui"} {

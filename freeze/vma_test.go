@@ -68,7 +68,8 @@ func TestClassify(t *testing.T) {
 		{"locked", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo"), image.VMAAnon, rw, image.VMALocked, ""},
 		{"locked on fault", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo lf"), image.VMAAnon, rw, image.VMALocked | image.VMALockOnFault, ""},
 		{"locked on fault, Linux 6.1", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo ??"), 4096), image.VMAAnon, rw, image.VMALocked | image.VMALockOnFault, ""},
-		{"locked, Linux 6.1 with another unnamed flag", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo ??"), 0x2000), image.VMAAnon, rw, image.VMALocked, ""},
+		{"locked on fault, Linux 6.1, every page touched", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo ??"), 0x2000), image.VMAAnon, rw, image.VMALocked | image.VMALockOnFault, ""},
+		{"locked, Linux 6.1", withRss(mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me lo"), 0x2000), image.VMAAnon, rw, image.VMALocked, ""},
 		{"sealed", mapping(0x1000, 0x3000, "r--p", "", "rd mr mw me sl"), image.VMAAnon, ro, image.VMASealed, ""},
 		{"guard region", mapping(0x1000, 0x3000, "rw-p", "", "rd wr mr mw me gu nr"), image.VMAAnon, rw, image.VMANoReserve, ""},
 		{"device", mapping(0x1000, 0x3000, "rw-s", "/dev/mem", "rd wr sh mr mw me ms pf io"), 0, 0, 0, "device"},
@@ -93,8 +94,12 @@ func TestClassify(t *testing.T) {
 				t.Fatalf("classify = %v, %v", vmas, err)
 			}
 			v := vmas[0]
-			if v.Kind != tc.kind || v.Prot != tc.prot || v.Flags != tc.flags {
-				t.Errorf("kind %d prot %#x flags %#x, want kind %d prot %#x flags %#x", v.Kind, v.Prot, v.Flags, tc.kind, tc.prot, tc.flags)
+			want := tc.flags
+			if tc.m.VmFlags["ac"] { // the commit charge travels as it is
+				want |= image.VMAAccount
+			}
+			if v.Kind != tc.kind || v.Prot != tc.prot || v.Flags != want {
+				t.Errorf("kind %d prot %#x flags %#x, want kind %d prot %#x flags %#x", v.Kind, v.Prot, v.Flags, tc.kind, tc.prot, want)
 			}
 			m := tc.m
 			if v.Start != m.Start || v.End != m.End || v.Offset != m.Offset || v.Path != m.Path || v.Dev != m.Dev || v.Inode != m.Inode {
@@ -113,7 +118,7 @@ func TestClassify(t *testing.T) {
 // distinct bit, and each bit has a name.
 func TestClassifyFlagNames(t *testing.T) {
 	kernel := map[string]bool{"gd": true, "dd": true, "dc": true, "wf": true, "hg": true, "nh": true,
-		"mg": true, "lo": true, "lf": true, "nr": true, "sl": true, "mw": true}
+		"mg": true, "lo": true, "lf": true, "nr": true, "sl": true, "mw": true, "ac": true, "sr": true, "rr": true}
 	var all uint32
 	for name, bit := range vmFlagBits {
 		if !kernel[name] {
