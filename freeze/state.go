@@ -465,7 +465,7 @@ func (r *remote) mlockFuture(p *image.Process) error {
 			continue
 		}
 		switch {
-		case m.VmFlags["lf"]:
+		case m.VmFlags["lf"], m.VmFlags["lo"] && m.VmFlags["??"]: // "??": before 6.2, see classify
 			p.Attrs.MlockFuture = unix.MCL_FUTURE | unix.MCL_ONFAULT
 		case m.VmFlags["lo"]:
 			p.Attrs.MlockFuture = unix.MCL_FUTURE
