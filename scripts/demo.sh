@@ -51,7 +51,11 @@ sleep 1
 # The process substitution's "true" was a child of the subshell that became
 # the counter: on bash 5.2 it stays a zombie child of the counter, as
 # children of shell-started programs often do. It does not stop a freeze.
-zombies=$(ps -o pid=,stat= --ppid "$pid" | awk '$2 ~ /^Z/ { print $1 }' | tr '\n' ' ')
+zombies=""
+for c in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+	state=$(sed 's/.*) //' /proc/"$c"/stat 2>/dev/null | cut -d' ' -f1) || true
+	if [ "$state" = Z ]; then zombies+="$c "; fi
+done
 echo "its zombie children: ${zombies:-none}"
 echo "--- $log after 1 s:"
 cat "$log"
