@@ -296,13 +296,13 @@ func (r *remote) zero(n int) error {
 	return nil
 }
 
-// prctl returns prctl(op, args...)'s value.
-// Unused arguments are passed as 0: many prctls refuse anything else.
+// prctl returns prctl(op, args...)'s value (unused arguments 0).
 func (r *remote) prctl(name string, op uint64, args ...uint64) (uint64, error) {
-	a := make([]uint64, 5)
-	a[0] = op
-	copy(a[1:], args)
-	return r.call("prctl("+name+")", r.host.Sys.Prctl, a...)
+	v, err := r.s.Prctl(op, args...)
+	if err != nil {
+		return v, fmt.Errorf("injected prctl(%s): %w", name, err)
+	}
+	return v, nil
 }
 
 // prctlInt is for the prctls that store an int at their argument.

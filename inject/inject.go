@@ -112,6 +112,17 @@ func retryRestart(call func() (uint64, error)) (uint64, error) {
 	}
 }
 
+// Prctl runs prctl(op, args...) with every argument it is not given as
+// 0: many prctls refuse a non-zero unused argument (EINVAL), and an
+// injected call would otherwise pass whatever the registers held.
+// Precondition: called via Tracer.Do.
+func (s *Session) Prctl(op uint64, args ...uint64) (uint64, error) {
+	a := make([]uint64, 5)
+	a[0] = op
+	copy(a[1:], args)
+	return s.Syscall(s.host.Sys.Prctl, a...)
+}
+
 // The kernel's restart codes as errnos (include/linux/errno.h).
 const (
 	errRestart512 = unix.Errno(512)

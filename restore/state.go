@@ -91,10 +91,11 @@ const (
 
 // prctl runs prctl(op, args...) in the stub, unused arguments 0.
 func (h *helper) prctl(name string, op uint64, args ...uint64) (uint64, error) {
-	a := make([]uint64, 5)
-	a[0] = op
-	copy(a[1:], args)
-	return h.sys("prctl("+name+")", h.host.Sys.Prctl, a...)
+	v, err := h.s.Prctl(op, args...)
+	if err != nil {
+		return v, fmt.Errorf("prctl(%s): %w", name, err)
+	}
+	return v, nil
 }
 
 // peek reads n bytes of the scratch area at off.
