@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/cryo-project/cryo/arch/loaderdata"
 )
 
 // Layout of the self-restoring executable; doc.go draws it.
@@ -30,20 +32,20 @@ const (
 )
 
 var (
-	exeMagic    = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', '2'}
+	exeMagic    = [8]byte([]byte(loaderdata.Magic))
 	oldExeMagic = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', 0}
 )
 
 // EnvImageFD is the environment variable through which the loader hands
 // the restorer a read-only fd of the executable it was run from (the
 // restorer then runs from a memfd, and /proc/self/exe is that memfd).
-const EnvImageFD = "CRYO_IMAGE_FD"
+const EnvImageFD = loaderdata.Env
 
 // The restorer's sum is FNV-1a-64 over its little-endian 8-byte words:
 // h = sumOffset; for each word w: h = (h ^ w) * sumPrime.
 const (
-	sumOffset = 0xcbf29ce484222325
-	sumPrime  = 0x100000001b3
+	sumOffset = loaderdata.SumOffset
+	sumPrime  = loaderdata.SumPrime
 )
 
 // sumWords adds the 8-byte words of b (whose length is a multiple of 8)

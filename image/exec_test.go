@@ -24,20 +24,19 @@ var loaders = map[string]Loader{
 	"arm64": {Machine: elf.EM_AARCH64, Code: arm64.LoaderCode()},
 }
 
-// The loaders and this package agree on what they share.
+// The loaders' ELF machines are the ones the executables are written for
+// (the constants they share with this package live once, in
+// arch/loaderdata).
 func TestLoaderContract(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string
-		magic, env           string
-		sumOffset, sumPrime  uint64
 		machine, wantMachine elf.Machine
 	}{
-		{"amd64", amd64.LoaderMagic, amd64.LoaderEnv, amd64.LoaderSumOffset, amd64.LoaderSumPrime, amd64.ELFMachine, elf.EM_X86_64},
-		{"arm64", arm64.LoaderMagic, arm64.LoaderEnv, arm64.LoaderSumOffset, arm64.LoaderSumPrime, arm64.ELFMachine, elf.EM_AARCH64},
+		{"amd64", amd64.ELFMachine, elf.EM_X86_64},
+		{"arm64", arm64.ELFMachine, elf.EM_AARCH64},
 	} {
-		if tc.magic != string(exeMagic[:]) || tc.env != EnvImageFD || tc.sumOffset != sumOffset ||
-			tc.sumPrime != sumPrime || tc.machine != tc.wantMachine {
-			t.Errorf("%s: the loader's constants disagree with image's: %+v", tc.name, tc)
+		if tc.machine != tc.wantMachine {
+			t.Errorf("%s: the loader's ELF machine is %v, want %v", tc.name, tc.machine, tc.wantMachine)
 		}
 	}
 }

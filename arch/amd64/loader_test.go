@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/cryo-project/cryo/arch/loaderdata"
 )
 
 // loaderInsn is one decoded instruction of the loader.
@@ -32,7 +34,7 @@ func decodeLoader(t *testing.T) []loaderInsn {
 }
 
 // loaderItems names the offsets in LoaderCode of what the code may refer
-// to, as loaderData lays them out.
+// to, as loaderdata.Data lays them out.
 func loaderItems() map[int]string {
 	items := map[int]string{}
 	off := (len(loaderText) + 7) &^ 7
@@ -40,16 +42,16 @@ func loaderItems() map[int]string {
 		name string
 		size int
 	}{{"magic", 8}, {"fnv_offset", 8}, {"fnv_prime", 8}, {"path_exe", 15}, {"name_memfd", 14},
-		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(LoaderEnv) + 1}} {
+		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(loaderdata.Env) + 1}} {
 		items[off] = it.name
 		if it.name == "env_prefix" {
 			items[off+6] = "env_prefix+6" // its second 8-byte load
 		}
 		off += it.size
 	}
-	for i := range loaderMessages {
+	for i := range loaderdata.Messages {
 		items[off] = []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"}[i]
-		off += 1 + len(loaderMessages[i])
+		off += 1 + len(loaderdata.Messages[i])
 	}
 	return items
 }
@@ -134,12 +136,12 @@ func TestLoaderReferences(t *testing.T) {
 		at[name] = off
 	}
 	le := binary.LittleEndian
-	if string(code[at["magic"]:at["magic"]+8]) != LoaderMagic ||
-		le.Uint64(code[at["fnv_offset"]:]) != LoaderSumOffset || le.Uint64(code[at["fnv_prime"]:]) != LoaderSumPrime {
+	if string(code[at["magic"]:at["magic"]+8]) != loaderdata.Magic ||
+		le.Uint64(code[at["fnv_offset"]:]) != loaderdata.SumOffset || le.Uint64(code[at["fnv_prime"]:]) != loaderdata.SumPrime {
 		t.Error("magic or FNV constants misplaced")
 	}
 	for name, want := range map[string]string{"path_exe": "/proc/self/exe\x00", "name_memfd": "cryo-restorer\x00",
-		"name_cryo": "cryo\x00", "empty": "\x00", "env_prefix": LoaderEnv + "="} {
+		"name_cryo": "cryo\x00", "empty": "\x00", "env_prefix": loaderdata.Env + "="} {
 		if got := string(code[at[name] : at[name]+len(want)]); got != want {
 			t.Errorf("%s holds %q, want %q", name, got, want)
 		}

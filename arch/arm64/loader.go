@@ -1,6 +1,10 @@
 package arm64
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/cryo-project/cryo/arch/loaderdata"
+)
 
 // LoaderCode is the code of the loader, the first stage of every
 // self-restoring executable: image.NewExecutable wraps it in a tiny static
@@ -27,7 +31,7 @@ func LoaderCode() []byte {
 	if len(b)%8 != 0 {
 		b = binary.LittleEndian.AppendUint32(b, 0xd4200000) // brk #0
 	}
-	return append(b, loaderData()...)
+	return append(b, loaderdata.Data()...)
 }
 
 // loaderText is the loader's instructions.
@@ -243,48 +247,4 @@ var loaderText = []uint32{
 	0xd2800bc8, // mov x8, #94 (exit_group)
 	0xd4000001, // svc #0
 	0xd4200000, // brk #0
-}
-
-// loaderData is what loaderText refers to, in this order and byte for byte
-// as its pc-relative offsets were computed for: magic, fnv_offset,
-// fnv_prime, path_exe, name_memfd, name_cryo, empty, env_prefix, then
-// the messages msg_open, msg_read, msg_trunc, msg_sum, msg_memfd,
-// msg_write, msg_exec (TestLoaderReferences checks every reference).
-func loaderData() []byte {
-	le := binary.LittleEndian
-	b := []byte(LoaderMagic)
-	b = le.AppendUint64(b, LoaderSumOffset)
-	b = le.AppendUint64(b, LoaderSumPrime)
-	b = append(b, "/proc/self/exe\x00cryo-restorer\x00cryo\x00\x00"...)
-	b = append(b, LoaderEnv+"="...)
-	for _, m := range loaderMessages {
-		b = append(b, byte(len(m)))
-		b = append(b, m...)
-	}
-	return b
-}
-
-// What the loader shares with image/, which checks that they agree.
-const (
-	// LoaderMagic ends the trailer of a self-restoring executable.
-	LoaderMagic = "CRYOEXE2"
-	// LoaderSumOffset and LoaderSumPrime are the FNV-1a-64 constants
-	// of the restorer's sum.
-	LoaderSumOffset = 0xcbf29ce484222325
-	LoaderSumPrime  = 0x100000001b3
-	// LoaderEnv names the environment variable that hands the restorer
-	// the fd of its file.
-	LoaderEnv = "CRYO_IMAGE_FD"
-)
-
-// loaderMessages are the loader's failures, each printed after the name
-// it was run by.
-var loaderMessages = []string{
-	": cannot start the restorer: cannot open /proc/self/exe\n",                                            // msg_open
-	": cannot start the restorer: cannot read this file\n",                                                 // msg_read
-	": this image file is truncated or damaged (its end is missing or its size is wrong): copy it again\n", // msg_trunc
-	": this image file is damaged (its restorer does not match its checksum): copy it again\n",             // msg_sum
-	": cannot start the restorer: memfd_create failed\n",                                                   // msg_memfd
-	": cannot start the restorer: cannot write it to memory\n",                                             // msg_write
-	": cannot start the restorer: execveat failed\n",                                                       // msg_exec
 }

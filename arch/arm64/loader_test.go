@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/arch/arm64/arm64asm"
+
+	"github.com/cryo-project/cryo/arch/loaderdata"
 )
 
 // decodeLoader decodes every word of loaderText.
@@ -25,7 +27,7 @@ func decodeLoader(t *testing.T) []arm64asm.Inst {
 }
 
 // loaderItems names the offsets in LoaderCode of what the code may refer
-// to, as loaderData lays them out.
+// to, as loaderdata.Data lays them out.
 func loaderItems() map[int]string {
 	base := (4*len(loaderText) + 7) &^ 7
 	items := map[int]string{}
@@ -34,13 +36,13 @@ func loaderItems() map[int]string {
 		name string
 		size int
 	}{{"magic", 8}, {"fnv_offset", 8}, {"fnv_prime", 8}, {"path_exe", 15}, {"name_memfd", 14},
-		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(LoaderEnv) + 1}} {
+		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(loaderdata.Env) + 1}} {
 		items[off] = it.name
 		off += it.size
 	}
-	for i := range loaderMessages {
+	for i := range loaderdata.Messages {
 		items[off] = []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"}[i]
-		off += 1 + len(loaderMessages[i])
+		off += 1 + len(loaderdata.Messages[i])
 	}
 	return items
 }
@@ -123,15 +125,15 @@ func TestLoaderData(t *testing.T) {
 		at[name] = off
 	}
 	le := binary.LittleEndian
-	if string(code[at["magic"]:at["magic"]+8]) != LoaderMagic ||
-		le.Uint64(code[at["fnv_offset"]:]) != LoaderSumOffset || le.Uint64(code[at["fnv_prime"]:]) != LoaderSumPrime {
+	if string(code[at["magic"]:at["magic"]+8]) != loaderdata.Magic ||
+		le.Uint64(code[at["fnv_offset"]:]) != loaderdata.SumOffset || le.Uint64(code[at["fnv_prime"]:]) != loaderdata.SumPrime {
 		t.Error("magic or FNV constants misplaced")
 	}
 	if at["magic"]%8 != 0 {
 		t.Errorf("the 8-byte literals are at %#x, not 8-byte aligned", at["magic"])
 	}
 	for name, want := range map[string]string{"path_exe": "/proc/self/exe\x00", "name_memfd": "cryo-restorer\x00",
-		"name_cryo": "cryo\x00", "empty": "\x00", "env_prefix": LoaderEnv + "="} {
+		"name_cryo": "cryo\x00", "empty": "\x00", "env_prefix": loaderdata.Env + "="} {
 		if got := string(code[at[name] : at[name]+len(want)]); got != want {
 			t.Errorf("%s holds %q, want %q", name, got, want)
 		}
