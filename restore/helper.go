@@ -141,15 +141,9 @@ func (h *helper) waitExec() error {
 // it is killed.
 // Precondition: called via Tracer.Do.
 func (h *helper) abort() error {
-	raw, err := ptrace.GetRegset(h.pid, h.host.RegsNT, 1024)
+	err := h.setExitGroup(h.pid, 1)
 	if err == nil {
-		var r arch.Regs
-		if r, err = h.host.NewRegs(raw); err == nil {
-			r.SetSyscall(h.site, h.host.Sys.ExitGroup, 1)
-			if err = ptrace.SetRegset(h.pid, h.host.RegsNT, r.Encode()); err == nil {
-				err = ptrace.Detach(h.pid, 0)
-			}
-		}
+		err = ptrace.Detach(h.pid, 0)
 	}
 	if err != nil {
 		if kerr := unix.Kill(h.pid, unix.SIGKILL); kerr != nil {
@@ -157,6 +151,22 @@ func (h *helper) abort() error {
 		}
 	}
 	return err
+}
+
+// setExitGroup makes tid, stopped, call exit_group(code) at the injection
+// site when it runs on: the stub when a thaw fails, a zombie's child.
+// Precondition: called via Tracer.Do.
+func (h *helper) setExitGroup(tid int, code uint64) error {
+	raw, err := ptrace.GetRegset(tid, h.host.RegsNT, 1024)
+	if err != nil {
+		return err
+	}
+	r, err := h.host.NewRegs(raw)
+	if err != nil {
+		return err
+	}
+	r.SetSyscall(h.site, h.host.Sys.ExitGroup, code)
+	return ptrace.SetRegset(tid, h.host.RegsNT, r.Encode())
 }
 
 // sys runs one injected syscall and names it in the error.

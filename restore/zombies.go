@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/ptrace"
 )
 
@@ -122,16 +122,7 @@ func (h *helper) endChild(pid, status int) error {
 	if ws.Signaled() {
 		return h.killChild(pid, ws.Signal())
 	}
-	raw, err := ptrace.GetRegset(pid, h.host.RegsNT, 1024)
-	if err != nil {
-		return err
-	}
-	var r arch.Regs
-	if r, err = h.host.NewRegs(raw); err != nil {
-		return err
-	}
-	r.SetSyscall(h.site, h.host.Sys.ExitGroup, uint64(ws.ExitStatus()))
-	if err := ptrace.SetRegset(pid, h.host.RegsNT, r.Encode()); err != nil {
+	if err := h.setExitGroup(pid, uint64(ws.ExitStatus())); err != nil {
 		return err
 	}
 	if err := ptrace.Cont(pid, 0); err != nil {
@@ -149,42 +140,16 @@ func (h *helper) killChild(pid int, sig unix.Signal) error {
 	// SIG_DFL for sig (the thaw may have inherited it ignored): an
 	// injected rt_sigaction in the child, whose scratch area is a copy
 	// of the stub's.
-	raw, err := ptrace.GetRegset(pid, h.host.RegsNT, 1024)
+	s, err := inject.Begin(pid, h.site)
 	if err != nil {
 		return err
 	}
-	saved := append([]byte(nil), raw...)
-	r, err := h.host.NewRegs(raw)
-	if err != nil {
-		return err
+	err = writeFull(pid, h.scratch, make([]byte, 32)) // struct sigaction: SIG_DFL
+	if err == nil {
+		_, err = s.Syscall(h.host.Sys.RtSigaction, uint64(sig), h.scratch, 0, 8)
 	}
-	dfl := make([]byte, 32) // struct sigaction: handler SIG_DFL (0)
-	if err := writeFull(pid, h.scratch, dfl); err != nil {
-		return err
-	}
-	r.SetSyscall(h.site, h.host.Sys.RtSigaction, uint64(sig), h.scratch, 0, 8)
-	if err := ptrace.SetRegset(pid, h.host.RegsNT, r.Encode()); err != nil {
-		return err
-	}
-	if err := ptrace.Syscall(pid, 0); err != nil { // to the syscall entry
-		return err
-	}
-	for i := 0; i < 2; i++ { // entry, then exit
-		st, err := ptrace.Wait(pid)
-		if err != nil {
-			return err
-		}
-		if !st.SyscallStop() {
-			return fmt.Errorf("child %d: %s where a syscall stop was expected", pid, st)
-		}
-		if i == 0 {
-			if err := ptrace.Syscall(pid, 0); err != nil {
-				return err
-			}
-		}
-	}
-	if err := ptrace.SetRegset(pid, h.host.RegsNT, saved); err != nil {
-		return err
+	if err := errors.Join(err, s.End()); err != nil {
+		return fmt.Errorf("SIG_DFL for %v in child %d: %w", sig, pid, err)
 	}
 	if err := ptrace.SetSigMask(pid, 0); err != nil {
 		return err
