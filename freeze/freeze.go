@@ -91,6 +91,11 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 	if err := checkPrivilege(pid); err != nil {
 		return nil, err
 	}
+	// Before the seize: it scans every process. (A target that starts
+	// tracing in the microseconds until the seize is not caught.)
+	if err := tracesNobody(pid); err != nil {
+		return nil, err
+	}
 	out, err := newOutput(f.opts.Output)
 	if err != nil {
 		return nil, err

@@ -70,10 +70,7 @@ func collectProcess(pid int, p *image.Process, status map[string]string) error {
 	if err := sameLSMContext(pid); err != nil {
 		return err
 	}
-	if err := defaultNUMAPolicies(pid); err != nil {
-		return err
-	}
-	return tracesNobody(pid)
+	return defaultNUMAPolicies(pid)
 }
 
 // sameLSMContext refuses a target whose security context (SELinux,
@@ -113,7 +110,8 @@ func defaultNUMAPolicies(pid int) error {
 }
 
 // tracesNobody refuses a target that is itself a tracer (a debugger):
-// its tracees would be left without it.
+// its tracees would be left without it. It reads the status of every
+// process, so freeze runs it before it stops the target, not while.
 func tracesNobody(pid int) error {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -121,23 +119,19 @@ func tracesNobody(pid int) error {
 	}
 	me := strconv.Itoa(pid)
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == me {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n == pid {
 			continue
 		}
-		st, err := proc.Status(mustAtoi(e.Name()))
+		st, err := proc.Status(n)
 		if err != nil {
 			continue // gone meanwhile
 		}
 		if st["TracerPid"] == me {
-			return fmt.Errorf("pid %d traces pid %s (a debugger or tracer): unsupported", pid, e.Name())
+			return fmt.Errorf("pid %d traces pid %d (a debugger or tracer): unsupported", pid, n)
 		}
 	}
 	return nil
-}
-
-func mustAtoi(s string) int {
-	n, _ := strconv.Atoi(s) // callers pass what Atoi accepted
-	return n
 }
 
 // sameNamespaces refuses a target in namespaces other than freeze's: the
@@ -442,7 +436,7 @@ func (r *remote) processState(p *image.Process, status map[string]string) error 
 	if err := r.rlimits(p); err != nil {
 		return err
 	}
-	if err := r.mlockFuture(p); err != nil {
+	if err := r.mlockFuture(p, status); err != nil {
 		return err
 	}
 	if err := r.mempolicy(); err != nil {
@@ -453,7 +447,27 @@ func (r *remote) processState(p *image.Process, status map[string]string) error 
 
 // mlockFuture tells whether mlockall(MCL_FUTURE) is in force, which no
 // interface reports: the scratch page, mapped after it, is then locked.
-func (r *remote) mlockFuture(p *image.Process) error {
+//
+// Whether it is in force costs one small read: with it, the locked
+// memory (status VmLck, read before the scratch page was mapped) has
+// grown by the scratch page. Only then is smaps read again, to tell
+// MCL_ONFAULT.
+func (r *remote) mlockFuture(p *image.Process, before map[string]string) error {
+	after, err := proc.Status(r.pid)
+	if err != nil {
+		return err
+	}
+	was, err := kB(before, "VmLck")
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", r.pid, err)
+	}
+	now, err := kB(after, "VmLck")
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", r.pid, err)
+	}
+	if now <= was {
+		return nil
+	}
 	maps, err := proc.Maps(r.pid)
 	if err != nil {
 		return err
@@ -473,6 +487,16 @@ func (r *remote) mlockFuture(p *image.Process) error {
 		return nil
 	}
 	return fmt.Errorf("pid %d: the scratch page at %#x is not in its maps", r.pid, r.scratch)
+}
+
+// kB parses a "N kB" line of /proc/PID/status.
+func kB(status map[string]string, key string) (uint64, error) {
+	n, unit, _ := strings.Cut(status[key], " ")
+	v, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || unit != "kB" {
+		return 0, fmt.Errorf("bad %s line %q in /proc/PID/status", key, status[key])
+	}
+	return v, nil
 }
 
 // mempolicy refuses a process-wide NUMA policy other than the default.
