@@ -170,7 +170,7 @@ func startVictim(t *testing.T, mode startMode, name, bin string, args []string, 
 			t.Fatal(err)
 		}
 		// Entries 3-6 nil: closed in the child; the file is fd 7.
-		o.top = startProcFiles(t, name, bin, args, dir, []*os.File{nil, nil, nil, nil, f})
+		o.top = startProc(t, name, bin, args, inDir(dir), withFiles([]*os.File{nil, nil, nil, nil, f}))
 		f.Close()
 		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/7", o.top.pid()))
 		if err != nil || !strings.HasPrefix(string(info), "pos:\t3\nflags:\t0100002\n") {
@@ -388,56 +388,4 @@ func (f *fileLines) complete() []string {
 		return nil
 	}
 	return strings.Split(string(b[:i]), "\n")
-}
-
-// startProcFiles is startProc (pipes for stdin, stdout and stderr) with
-// more descriptors: files[i] becomes fd 3+i, nil entries are closed.
-func startProcFiles(tb testing.TB, name, path string, args []string, dir string, files []*os.File) *proc {
-	tb.Helper()
-	p := &proc{tb: tb, name: name, out: newLineLog(), errs: newLineLog(), done: make(chan struct{})}
-	p.cmd = exec.Command(path, args...)
-	p.cmd.Dir = dir
-	p.cmd.ExtraFiles = files
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr, p.stdin = inR, outW, errW, inW
-	err = p.cmd.Start()
-	inR.Close()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	go p.out.feed(outR)
-	go p.errs.feed(errR)
-	pid := p.cmd.Process.Pid
-	trackedMu.Lock()
-	tracked[pid] = name
-	trackedMu.Unlock()
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		p.state = p.cmd.ProcessState
-		trackedMu.Lock()
-		delete(tracked, pid)
-		trackedMu.Unlock()
-		close(p.done)
-	}()
-	tb.Cleanup(func() {
-		p.kill()
-		p.stdin.Close()
-	})
-	return p
 }

@@ -151,7 +151,8 @@ type procConfig struct {
 	stdout *os.File
 	cred   *syscall.Credential
 	dir    string
-	stdio  *os.File // all of stdin, stdout and stderr (a terminal)
+	stdio  *os.File   // all of stdin, stdout and stderr (a terminal)
+	files  []*os.File // fds 3 and up (exec.Cmd.ExtraFiles)
 }
 
 type procOpt func(*procConfig)
@@ -164,6 +165,9 @@ func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f 
 func withStdio(f *os.File) procOpt {
 	return func(c *procConfig) { c.stdio, c.stdout = f, f }
 }
+
+// withFiles gives the process files[i] as fd 3+i (nil: closed).
+func withFiles(files []*os.File) procOpt { return func(c *procConfig) { c.files = files } }
 
 // inDir runs the process in dir.
 func inDir(dir string) procOpt { return func(c *procConfig) { c.dir = dir } }
@@ -189,6 +193,7 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred}
 	}
 	p.cmd.Dir = cfg.dir
+	p.cmd.ExtraFiles = cfg.files
 
 	var childEnds []*os.File
 	pipe := func() (r, w *os.File) {
