@@ -124,7 +124,7 @@ func (h *helper) restoreFDs() error {
 			return err
 		}
 	}
-	return h.restoreLocks()
+	return h.restoreLocks(byFile)
 }
 
 // openFile opens f as it was opened, never creating or truncating it.
@@ -173,19 +173,15 @@ const (
 // restoreLocks takes again the locks and leases the process held, each
 // through the first fd of its open file. A lock someone else holds now
 // fails the thaw, before the address space is touched.
-func (h *helper) restoreLocks() error {
+// byFile holds each file's fds, sorted (restoreFDs).
+func (h *helper) restoreLocks(byFile map[int][]image.FD) error {
 	sys := h.host.Sys
-	first := map[int]int{}
-	for _, fd := range h.p.FDs {
-		if n, ok := first[fd.File]; !ok || fd.Num < n {
-			first[fd.File] = fd.Num
-		}
-	}
 	for _, l := range h.p.Locks {
-		fd, ok := first[l.File]
-		if !ok {
+		fds := byFile[l.File]
+		if len(fds) == 0 {
 			return fmt.Errorf("a %s lock is held through a file no fd points at", l.Kind)
 		}
+		fd := fds[0].Num
 		f := h.p.File(l.File)
 		typ := uint64(unix.F_RDLCK)
 		if l.Write {
