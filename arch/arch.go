@@ -36,6 +36,9 @@ type Sysno struct {
 	Madvise, Mlock2, Mseal, Setgroups, Setresuid     uint64
 	Setresgid, Capset, Membarrier, Write             uint64
 	Clone3, RtSigtimedwait, Mlockall, GetMempolicy   uint64
+
+	// The descriptor table (files package).
+	Recvmsg, CloseRange, EpollCtl uint64
 }
 
 // Host describes the machine cryo runs on.

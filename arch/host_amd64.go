@@ -57,6 +57,9 @@ var Current = Host{
 		RtSigtimedwait:   amd64.SysRtSigtimedwait,
 		Mlockall:         amd64.SysMlockall,
 		GetMempolicy:     amd64.SysGetMempolicy,
+		Recvmsg:          amd64.SysRecvmsg,
+		CloseRange:       amd64.SysCloseRange,
+		EpollCtl:         amd64.SysEpollCtl,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &amd64Regs{}

@@ -56,6 +56,9 @@ var Current = Host{
 		RtSigtimedwait:   arm64.SysRtSigtimedwait,
 		Mlockall:         arm64.SysMlockall,
 		GetMempolicy:     arm64.SysGetMempolicy,
+		Recvmsg:          arm64.SysRecvmsg,
+		CloseRange:       arm64.SysCloseRange,
+		EpollCtl:         arm64.SysEpollCtl,
 	},
 	NewRegs: func(raw []byte) (Regs, error) {
 		r := &arm64Regs{}

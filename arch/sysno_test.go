@@ -38,6 +38,8 @@ func TestSysno(t *testing.T) {
 		{"set_robust_list", s.SetRobustList, unix.SYS_SET_ROBUST_LIST},
 		{"get_robust_list", s.GetRobustList, unix.SYS_GET_ROBUST_LIST},
 		{"rseq", s.Rseq, unix.SYS_RSEQ}, {"dup3", s.Dup3, unix.SYS_DUP3},
+		{"recvmsg", s.Recvmsg, unix.SYS_RECVMSG}, {"close_range", s.CloseRange, unix.SYS_CLOSE_RANGE},
+		{"epoll_ctl", s.EpollCtl, unix.SYS_EPOLL_CTL},
 		{"lseek", s.Lseek, unix.SYS_LSEEK}, {"chdir", s.Chdir, unix.SYS_CHDIR},
 		{"fcntl", s.Fcntl, unix.SYS_FCNTL}, {"rt_sigqueueinfo", s.RtSigqueueinfo, unix.SYS_RT_SIGQUEUEINFO},
 		{"rt_tgsigqueueinfo", s.RtTgsigqueueinfo, unix.SYS_RT_TGSIGQUEUEINFO},

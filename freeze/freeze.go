@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/proc"
@@ -32,6 +33,8 @@ type Options struct {
 	Restorer string
 	// Log, if set, receives one line per step with its duration.
 	Log io.Writer
+	// Files tunes what is recorded of the open files.
+	Files files.DumpOptions
 }
 
 // Result reports what a freeze wrote.
@@ -40,6 +43,9 @@ type Result struct {
 	Pages      int64 // pages stored
 	ZeroPages  int64 // present pages skipped because they were zero
 	Stopped    time.Duration
+	// Notes are lines for the user: what thaw will do with each pipe or
+	// socket whose peer is outside the process.
+	Notes []string
 }
 
 // Freeze writes the process opts.Pid into opts.Output. Whatever fails, the
@@ -59,6 +65,7 @@ type freezer struct {
 	stopped  bool
 	zombies  []image.Zombie
 	res      Result
+	files    *files.Dumper
 }
 
 func (f *freezer) logf(format string, args ...any) {
@@ -123,6 +130,11 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 	if err := fault(ctx, "seized"); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if f.files != nil {
+			err = errors.Join(err, f.files.Close())
+		}
+	}()
 	p, err := f.collect(ctx)
 	if err != nil {
 		return nil, f.explain(err)
@@ -267,19 +279,20 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if err := findGuards(pid, f.pageSize, vmas); err != nil {
 		return nil, err
 	}
-	files, err := collectFiles(pid)
-	if err != nil {
+	if f.files, err = files.Collect(pid, f.opts.Files); err != nil {
 		return nil, err
 	}
+	ft := f.files.Table()
+	f.res.Notes = ft.Notes
 	p := &image.Process{
 		Arch:     f.host.Image,
 		PageSize: f.pageSize,
 		FrozenAt: time.Now().UnixNano(),
 		Pid:      pid,
 		VMAs:     vmas,
-		Files:    files.files,
-		FDs:      files.fds,
-		Locks:    files.locks,
+		Files:    ft.Files,
+		FDs:      ft.FDs,
+		Locks:    ft.Locks,
 		Zombies:  f.zombies,
 		Stopped:  f.stopped,
 		MM: image.MM{
@@ -381,9 +394,6 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 		return err
 	}
 	if err := r.threadState(&th); err != nil {
-		return err
-	}
-	if err := r.terminals(p); err != nil {
 		return err
 	}
 	p.Threads = []image.Thread{th}

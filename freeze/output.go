@@ -115,6 +115,9 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err := w.WriteMeta(p); err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
+	if err := f.files.WriteBlobs(w); err != nil {
+		return fmt.Errorf("write %s: %w", out.tmp, err)
+	}
 	if err := f.dumpPages(ctx, w, p); err != nil {
 		return err
 	}

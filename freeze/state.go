@@ -734,31 +734,6 @@ func (r *remote) threadState(th *image.Thread) error {
 	return nil
 }
 
-// terminals reads the modes of terminals on fds 0-2 (TCGETS), to set on
-// the thawing terminal.
-// Precondition: called via Tracer.Do.
-func (r *remote) terminals(p *image.Process) error {
-	for i := range p.Files {
-		f := &p.Files[i]
-		if f.Kind != image.FileStd || f.Mode&unix.S_IFMT != unix.S_IFCHR {
-			continue
-		}
-		if _, err := r.s.Syscall(r.host.Sys.Ioctl, uint64(f.Std), unix.TCGETS, r.scratch); err != nil {
-			continue // not a terminal after all: nothing to carry
-		}
-		b, err := r.read(0, termiosSize)
-		if err != nil {
-			return err
-		}
-		f.Termios = append([]byte(nil), b...)
-	}
-	return nil
-}
-
-// termiosSize is sizeof(struct termios) of the kernel's TCGETS (asm-generic
-// termbits: four tcflag_t, c_line, 19 c_cc).
-const termiosSize = 36
-
 func parseSigSet(hex string) (uint64, error) {
 	v, err := strconv.ParseUint(hex, 16, 64)
 	if err != nil {

@@ -7,6 +7,8 @@ package image
 // state in Thread (one THREAD record each), bulk bytes that are not pages
 // in BLOB records, and what must be read last in Tail.
 
+import "encoding/json"
+
 // Arch names the instruction set an image was frozen on.
 type Arch uint32
 
@@ -223,6 +225,10 @@ type File struct {
 	Termios []byte `json:"termios,omitempty"`
 	// Blob names the BLOB record holding the file's contents, 0 if none.
 	Blob uint64 `json:"blob,omitempty"`
+	// Payload is what the kind needs beyond the fields above (a pipe's
+	// id and peer, a socket's addresses and options...), as the files
+	// package that owns the kind encodes it.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // FD is one descriptor: a number pointing at a File.

@@ -54,6 +54,10 @@ func TestParseFDInfo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got.Raw != tc.text {
+				t.Errorf("Raw %q, want the whole text", got.Raw)
+			}
+			got.Raw = ""
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}

@@ -227,6 +227,9 @@ type FDInfo struct {
 	// Locks are the "lock:" lines: the locks and leases held through
 	// this open file (fs/locks.c, show_fd_locks).
 	Locks []Lock
+	// Raw is the whole text: each kind of file adds its own lines
+	// (eventfd-count, tfd, sigmask, inotify, timerfd's clockid...).
+	Raw string
 }
 
 // ReadFDInfo parses /proc/PID/fdinfo/N.
@@ -244,7 +247,7 @@ func ReadFDInfo(pid, fd int) (FDInfo, error) {
 }
 
 func parseFDInfo(s string) (FDInfo, error) {
-	var fi FDInfo
+	fi := FDInfo{Raw: s}
 	var havePos, haveFlags bool
 	for _, l := range strings.Split(s, "\n") {
 		k, v, ok := strings.Cut(l, ":")

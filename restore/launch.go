@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/proc"
 )
@@ -123,6 +124,8 @@ type Options struct {
 	// may use (it may then die of SIGILL).
 	IgnoreCPU bool
 	Verbose   bool
+	// Files: --fd handoffs, --allow-changed.
+	Files files.RestoreOptions
 }
 
 // Thaw turns the calling process into the process frozen in path. It
@@ -183,11 +186,30 @@ func thaw(f *os.File, path string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The socket the helper moves the restored files over: this end
+	// stays open across the exec of the stub, the other is the helper's.
+	chans, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	stubChan, helperChan := os.NewFile(uintptr(chans[0]), "file channel"), os.NewFile(uintptr(chans[1]), "file channel")
+	defer stubChan.Close()
+	defer helperChan.Close()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"cryo-thaw-spawn"}
 	cmd.Env = append(os.Environ(), envRole+"=spawn", envPid+"="+strconv.Itoa(os.Getpid()),
-		envStub+"="+strconv.FormatUint(stub, 16))
-	cmd.ExtraFiles = []*os.File{f, wr}
+		envStub+"="+strconv.FormatUint(stub, 16), envChan+"="+strconv.Itoa(chans[0]))
+	if opts.Files.AllowChanged {
+		cmd.Env = append(cmd.Env, files.EnvAllowChanged+"=1")
+	}
+	if len(opts.Files.Handoffs) > 0 {
+		var hs []string
+		for _, h := range opts.Files.Handoffs {
+			hs = append(hs, h.String())
+		}
+		cmd.Env = append(cmd.Env, EnvFDs+"="+strings.Join(hs, "\n"))
+	}
+	cmd.ExtraFiles = []*os.File{f, wr, helperChan}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, os.Stderr
 	if err := cmd.Run(); err != nil {
 		wr.Close()
@@ -195,10 +217,15 @@ func thaw(f *os.File, path string, opts Options) error {
 		return fmt.Errorf("start the restore helper: %w", err)
 	}
 	wr.Close()
+	helperChan.Close()
 	var ok [1]byte
 	if n, _ := io.ReadFull(rd, ok[:]); n != 1 || ok[0] != 'S' {
 		// The helper said why on stderr.
 		return errors.New("the restore helper could not take this process")
+	}
+	// The stub keeps its end of the file channel.
+	if _, err := unix.FcntlInt(stubChan.Fd(), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("keep the file channel open: %w", err)
 	}
 	argv := []string{p.Comm}
 	// From here on the helper owns this process: it waits for the exec
@@ -264,7 +291,7 @@ func runSpawn() int {
 		}
 	}
 	cmd.Env = append(env, envRole+"=helper")
-	cmd.ExtraFiles = []*os.File{os.NewFile(fdImage, "image"), os.NewFile(fdReady, "ready")}
+	cmd.ExtraFiles = []*os.File{os.NewFile(fdImage, "image"), os.NewFile(fdReady, "ready"), os.NewFile(fdChan, "file channel")}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "thaw: start the restore helper: %v\n", err)

@@ -58,6 +58,9 @@ const (
 	SysClone3           = 435
 	SysRtSigtimedwait   = 128
 	SysMlockall         = 151
+	SysRecvmsg          = 47
+	SysCloseRange       = 436
+	SysEpollCtl         = 233
 	SysGetMempolicy     = 239
 )
 

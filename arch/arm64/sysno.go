@@ -60,6 +60,9 @@ const (
 	SysClone3           = 435
 	SysRtSigtimedwait   = 137
 	SysMlockall         = 230
+	SysRecvmsg          = 212
+	SysCloseRange       = 436
+	SysEpollCtl         = 21
 	SysGetMempolicy     = 236
 )
 

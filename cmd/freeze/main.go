@@ -60,6 +60,9 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(os.Stderr, "freeze: %s\n", n)
+	}
 	if c.Bool("verbose") {
 		fmt.Fprintf(os.Stderr, "freeze: %s: %d bytes, %d pages stored, %d zero pages skipped, target stopped %v\n",
 			opts.Output, res.ImageBytes, res.Pages, res.ZeroPages, res.Stopped)

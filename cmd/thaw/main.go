@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/restore"
 )
 
@@ -19,9 +20,11 @@ func main() {
 	app := &cli.App{
 		Name:      "thaw",
 		Usage:     "restore a process frozen by freeze",
-		UsageText: "thaw [--ignore-cpu] IMAGE",
+		UsageText: "thaw [--ignore-cpu] [--allow-changed] [--fd N=PATH|N=&M]... IMAGE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "ignore-cpu", Usage: "thaw even on a CPU that lacks features the process may use"},
+			&cli.BoolFlag{Name: "allow-changed", Usage: "thaw even if files the process has open changed since the freeze"},
+			&cli.StringSliceFlag{Name: "fd", Usage: "hand in fd `N=PATH` (opened with the fd's access mode) or N=&M (this process's fd M), e.g. for a pipe whose peer was another process"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step of the restore"},
 		},
 		HideHelpCommand: true,
@@ -32,7 +35,16 @@ func main() {
 			if c.Bool("verbose") {
 				os.Setenv("CRYO_VERBOSE", "1")
 			}
-			return restore.Thaw(c.Args().First(), restore.Options{IgnoreCPU: c.Bool("ignore-cpu"), Verbose: c.Bool("verbose")})
+			opts := restore.Options{IgnoreCPU: c.Bool("ignore-cpu"), Verbose: c.Bool("verbose")}
+			opts.Files.AllowChanged = c.Bool("allow-changed")
+			for _, s := range c.StringSlice("fd") {
+				h, err := files.ParseHandoff(s)
+				if err != nil {
+					return err
+				}
+				opts.Files.Handoffs = append(opts.Files.Handoffs, h)
+			}
+			return restore.Thaw(c.Args().First(), opts)
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,4 +1,4 @@
-package freeze
+package files
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 	"github.com/cryo-project/cryo/proc"
 )
 
-func TestClassifyFile(t *testing.T) {
+func TestKindOf(t *testing.T) {
 	const (
 		reg  = unix.S_IFREG | 0644
 		dir  = unix.S_IFDIR | 0755
@@ -26,94 +26,67 @@ func TestClassifyFile(t *testing.T) {
 		sock = unix.S_IFSOCK | 0777
 		chr  = unix.S_IFCHR | 0620
 		blk  = unix.S_IFBLK | 0660
-		lnk  = unix.S_IFLNK | 0777
-		anon = 0600 // anon_inode: no S_IFMT bits (fs/anon_inodes.c)
 	)
 	var (
 		pts0    = unix.Mkdev(136, 0)
 		pts300  = unix.Mkdev(137, 44) // /dev/pts/300
 		tty     = unix.Mkdev(5, 0)
-		tty1    = unix.Mkdev(4, 1)
-		ptmx    = unix.Mkdev(5, 2)
 		devNull = unix.Mkdev(1, 3)
 		sda     = unix.Mkdev(8, 0)
 	)
 	for _, tc := range []struct {
-		name   string
-		fd     int
-		target string
-		mode   uint32
-		rdev   uint64
-		flags  uint32
-		std    int // stdOf's answer
-		kind   image.FileKind
-		wantFd int    // the Std wanted, for FileStd
-		err    string // in the error, when one is wanted
+		name  string
+		fd    int
+		link  string
+		mode  uint32
+		rdev  uint64
+		flags uint32
+		std   bool // the same inode is on a std fd already
+		kind  image.FileKind
+		err   string // in the error, when one is wanted
 	}{
 		// Terminals, pipes and sockets on 0-2 are the thaw's own.
-		{name: "pipe on fd 0", fd: 0, target: "pipe:[94759]", mode: fifo, std: -1, kind: image.FileStd, wantFd: 0},
-		{name: "socket on fd 1", fd: 1, target: "socket:[113001]", mode: sock, std: -1, kind: image.FileStd, wantFd: 1},
-		{name: "pts on fd 2", fd: 2, target: "/dev/pts/0", mode: chr, rdev: pts0, flags: unix.O_RDWR, std: -1, kind: image.FileStd, wantFd: 2},
-		{name: "pts beyond 255 on fd 0", fd: 0, target: "/dev/pts/300", mode: chr, rdev: pts300, std: -1, kind: image.FileStd, wantFd: 0},
-		{name: "/dev/tty on fd 1", fd: 1, target: "/dev/tty", mode: chr, rdev: tty, std: -1, kind: image.FileStd, wantFd: 1},
-		{name: "virtual console on fd 0", fd: 0, target: "/dev/tty1", mode: chr, rdev: tty1, std: -1, kind: image.FileStd, wantFd: 0},
-		// The same object opened again on a higher fd (bash's 255):
-		// connected to the std fd stdOf named.
-		{name: "terminal on fd 255, also on fd 0", fd: 255, target: "/dev/pts/0", mode: chr, rdev: pts0, std: 0, kind: image.FileStd, wantFd: 0},
-		{name: "pipe on fd 8, also on fd 1", fd: 8, target: "pipe:[113001]", mode: fifo, std: 1, kind: image.FileStd, wantFd: 1},
-		{name: "socket on fd 4, also on fd 2", fd: 4, target: "socket:[7]", mode: sock, std: 2, kind: image.FileStd, wantFd: 2},
+		{name: "pipe on fd 0", fd: 0, link: "pipe:[94759]", mode: fifo, kind: image.FileStd},
+		{name: "socket on fd 1", fd: 1, link: "socket:[113001]", mode: sock, kind: image.FileStd},
+		{name: "pts on fd 2", fd: 2, link: "/dev/pts/0", mode: chr, rdev: pts0, flags: unix.O_RDWR, kind: image.FileStd},
+		{name: "pts beyond 255 on fd 0", fd: 0, link: "/dev/pts/300", mode: chr, rdev: pts300, kind: image.FileStd},
+		{name: "/dev/tty on fd 1", fd: 1, link: "/dev/tty", mode: chr, rdev: tty, kind: image.FileStd},
+		// The same object opened again on a higher fd (bash's 255).
+		{name: "terminal on fd 255, also on fd 0", fd: 255, link: "/dev/pts/0", mode: chr, rdev: pts0, std: true, kind: image.FileStd},
+		{name: "pipe on fd 8, also on fd 1", fd: 8, link: "pipe:[113001]", mode: fifo, std: true, kind: image.FileStd},
 
-		{name: "regular file", fd: 3, target: "/tmp/cf/file", mode: reg, flags: unix.O_WRONLY, std: -1, kind: image.FileReg},
-		// A regular file on 0-2 is reopened like any other.
-		{name: "regular file on fd 0", fd: 0, target: "/etc/passwd", mode: reg, std: -1, kind: image.FileReg},
-		{name: "directory", fd: 7, target: "/tmp/cf", mode: dir, std: -1, kind: image.FileDir},
-		{name: "device", fd: 6, target: "/dev/null", mode: chr, rdev: devNull, std: -1, kind: image.FileDevice},
-		{name: "device on fd 0", fd: 0, target: "/dev/null", mode: chr, rdev: devNull, std: -1, kind: image.FileDevice},
+		{name: "pipe not shared with 0-2", fd: 3, link: "pipe:[5]", mode: fifo, kind: FilePipe},
+		{name: "FIFO", fd: 3, link: "/tmp/fifo", mode: fifo, kind: FilePipe},
+		{name: "regular file", fd: 3, link: "/tmp/cf/file", mode: reg, flags: unix.O_WRONLY, kind: image.FileReg},
+		{name: "regular file on fd 0", fd: 0, link: "/etc/passwd", mode: reg, kind: image.FileReg},
+		{name: "directory", fd: 7, link: "/tmp/cf", mode: dir, kind: image.FileDir},
+		{name: "device", fd: 6, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
+		{name: "device on fd 0", fd: 0, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
 
-		{name: "deleted file", fd: 3, target: "/tmp/cf/gone (deleted)", mode: reg, std: -1, err: "fd 3 is a deleted file (/tmp/cf/gone (deleted))"},
-		{name: "memfd", fd: 3, target: "/memfd:buf (deleted)", mode: reg, std: -1, err: "deleted file"},
-		{name: "regular file with no path (pidfd)", fd: 4, target: "anon_inode:[pidfd]", mode: reg, std: -1, err: "fd 4 is anon_inode:[pidfd], which cannot be reopened by path"},
-		{name: "O_PATH file", fd: 3, target: "/tmp/cf/file", mode: reg, flags: unix.O_PATH, std: -1, err: "fd 3 is an O_PATH descriptor of /tmp/cf/file"},
-		{name: "O_PATH directory", fd: 3, target: "/tmp/cf", mode: dir, flags: unix.O_PATH | unix.O_DIRECTORY, std: -1, err: "O_PATH descriptor"},
-		{name: "deleted directory", fd: 3, target: "/tmp/cf/dd (deleted)", mode: dir, std: -1, err: "fd 3 is a deleted directory"},
-		{name: "terminal not on 0-2", fd: 3, target: "/dev/pts/1", mode: chr, rdev: unix.Mkdev(136, 1), std: -1, err: "fd 3 is the terminal /dev/pts/1, not the one on fds 0-2"},
-		{name: "ptmx not on 0-2", fd: 5, target: "/dev/ptmx", mode: chr, rdev: ptmx, std: -1, err: "the terminal /dev/ptmx"},
-		{name: "deleted device", fd: 3, target: "/dev/null (deleted)", mode: chr, rdev: devNull, std: -1, err: "fd 3 is /dev/null (deleted) (a character device)"},
-		{name: "pipe not shared with 0-2", fd: 3, target: "pipe:[5]", mode: fifo, std: -1, err: "fd 3 is pipe:[5] (a pipe) not shared with fds 0-2"},
-		{name: "socket not shared with 0-2", fd: 9, target: "socket:[6]", mode: sock, std: -1, err: "fd 9 is socket:[6] (a socket) not shared with fds 0-2"},
-		{name: "anonymous inode", fd: 3, target: "anon_inode:[eventfd]", mode: anon, std: -1, err: "fd 3 is anon_inode:[eventfd] (an anonymous inode)"},
-		{name: "anonymous inode on fd 0", fd: 0, target: "anon_inode:[eventpoll]", mode: anon, std: -1, err: "(an anonymous inode)"},
-		{name: "block device", fd: 3, target: "/dev/sda", mode: blk, rdev: sda, std: -1, err: "fd 3 is /dev/sda (a block device)"},
-		{name: "symlink (O_PATH|O_NOFOLLOW)", fd: 3, target: "/tmp/cf/link", mode: lnk, flags: unix.O_PATH | unix.O_NOFOLLOW, std: -1, err: "(a special file)"},
+		{name: "block device", fd: 3, link: "/dev/sda", mode: blk, rdev: sda, err: "fd 3 is /dev/sda (a block device)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := unix.Stat_t{Mode: tc.mode, Rdev: tc.rdev}
-			f := image.File{ID: 1, Path: tc.target, Flags: tc.flags, Std: -7}
-			err := classifyFile(tc.fd, &f, tc.target, &st, tc.std)
+			d := &Dumper{state: map[image.FileKind]any{}}
+			st := unix.Stat_t{Mode: tc.mode, Rdev: tc.rdev, Dev: 9, Ino: 99}
+			if tc.std {
+				d.t.Files = append(d.t.Files, image.File{ID: 1, Kind: image.FileStd, Std: 1, Dev: 9, Ino: 99})
+			}
+			o := &Object{Num: tc.fd, Link: tc.link, Stat: st, Info: proc.FDInfo{Flags: tc.flags}}
+			k, err := d.kindOf(o)
 			if tc.err != "" {
 				if err == nil {
-					t.Fatalf("no error; kind %q std %d", f.Kind, f.Std)
+					t.Fatalf("no error; kind %q", k.name)
 				}
 				if !strings.Contains(err.Error(), tc.err) {
 					t.Errorf("error %q, want it to say %q", err, tc.err)
-				}
-				if f.Kind != "" {
-					t.Errorf("kind %q set on an error", f.Kind)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.Kind != tc.kind {
-				t.Errorf("kind %q, want %q", f.Kind, tc.kind)
-			}
-			wantStd := -7 // untouched
-			if tc.kind == image.FileStd {
-				wantStd = tc.wantFd
-			}
-			if f.Std != wantStd {
-				t.Errorf("std %d, want %d", f.Std, wantStd)
+			if k.name != tc.kind {
+				t.Errorf("kind %q, want %q", k.name, tc.kind)
 			}
 		})
 	}
@@ -137,12 +110,13 @@ func TestStdOf(t *testing.T) {
 		{"same device, other inode", 0xd, 113002, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := stdOf(files, &unix.Stat_t{Dev: tc.dev, Ino: tc.ino}); got != tc.want {
+			d := &Dumper{t: Table{Files: files}}
+			if got := d.stdOf(&unix.Stat_t{Dev: tc.dev, Ino: tc.ino}); got != tc.want {
 				t.Errorf("stdOf = %d, want %d", got, tc.want)
 			}
 		})
 	}
-	if got := stdOf(nil, &unix.Stat_t{Dev: 0x16, Ino: 3}); got != -1 {
+	if got := (&Dumper{}).stdOf(&unix.Stat_t{Dev: 0x16, Ino: 3}); got != -1 {
 		t.Errorf("stdOf(no files) = %d, want -1", got)
 	}
 }
@@ -396,7 +370,7 @@ func fdVictim(t *testing.T, script string, args ...string) *exec.Cmd {
 	}
 	// The test may have inherited fds without O_CLOEXEC from whatever
 	// ran it (a job runner's pipe on fd 251), which the victim would
-	// inherit in turn and collectFiles would rightly refuse: mark them
+	// inherit in turn and Collect would rightly refuse: mark them
 	// all close-on-exec. Go opens its own fds close-on-exec already.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		t.Fatalf("close_range(CLOSE_RANGE_CLOEXEC): %v", err)
@@ -447,7 +421,7 @@ func lockThrough(t *testing.T, pid, fd int, lock func(fd int) error) {
 	}
 }
 
-// collectFiles on a real process: which fds share a description, which
+// Collect on a real process: which fds share a description, which
 // are the same object opened again, how each is kept, and the locks held
 // through them.
 func TestCollectFiles(t *testing.T) {
@@ -460,10 +434,12 @@ func TestCollectFiles(t *testing.T) {
 		return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 10, Len: 10})
 	})
 
-	tab, err := collectFiles(pid)
+	d, err := Collect(pid, DumpOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Close()
+	tab := d.Table()
 
 	wantFDs := []image.FD{
 		{Num: 0, File: 1}, // the command pipe
@@ -476,11 +452,11 @@ func TestCollectFiles(t *testing.T) {
 		{Num: 7, File: 6}, // the directory
 		{Num: 8, File: 7}, // the answer pipe, opened again
 	}
-	if !reflect.DeepEqual(tab.fds, wantFDs) {
-		t.Errorf("fds:\n got %+v\nwant %+v", tab.fds, wantFDs)
+	if !reflect.DeepEqual(tab.FDs, wantFDs) {
+		t.Errorf("fds:\n got %+v\nwant %+v", tab.FDs, wantFDs)
 	}
-	if len(tab.files) != 7 {
-		t.Fatalf("%d files, want 7: %+v", len(tab.files), tab.files)
+	if len(tab.Files) != 7 {
+		t.Fatalf("%d files, want 7: %+v", len(tab.Files), tab.Files)
 	}
 	realPath, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -507,7 +483,7 @@ func TestCollectFiles(t *testing.T) {
 		{6, image.FileDir, 0, realDir, unix.O_RDONLY, 0},
 		{7, image.FileStd, 1, "pipe:[", unix.O_WRONLY, 0},
 	} {
-		f := tab.files[w.id-1]
+		f := tab.Files[w.id-1]
 		if f.ID != w.id || f.Kind != w.kind || f.Std != w.std || !strings.HasPrefix(f.Path, w.path) ||
 			f.Flags&unix.O_ACCMODE != w.acc || f.Pos != w.pos || f.Flags&unix.O_CLOEXEC != 0 {
 			t.Errorf("file %d: %+v\nwant id %d kind %q std %d path %q access %d pos %d, no O_CLOEXEC",
@@ -515,43 +491,43 @@ func TestCollectFiles(t *testing.T) {
 		}
 	}
 	// The file's two descriptions: one inode, what stat says of it.
-	for _, f := range tab.files[2:4] {
+	for _, f := range tab.Files[2:4] {
 		if f.Dev != fst.Dev || f.Ino != fst.Ino || f.Size != 3 || f.Mode != fst.Mode {
 			t.Errorf("file %d: dev %#x ino %d size %d mode %o; want %#x %d 3 %o", f.ID, f.Dev, f.Ino, f.Size, f.Mode, fst.Dev, fst.Ino, fst.Mode)
 		}
 	}
 	// fd 8 is fd 1's pipe, another description of it.
-	if a, b := tab.files[1], tab.files[6]; a.Dev != b.Dev || a.Ino != b.Ino || a.Path != b.Path {
+	if a, b := tab.Files[1], tab.Files[6]; a.Dev != b.Dev || a.Ino != b.Ino || a.Path != b.Path {
 		t.Errorf("fd 8 (%s, ino %d) is not fd 1's pipe (%s, ino %d)", b.Path, b.Ino, a.Path, a.Ino)
 	}
-	if tab.files[0].Ino == tab.files[1].Ino {
-		t.Errorf("fd 0 and fd 1 are one pipe (ino %d)", tab.files[0].Ino)
+	if tab.Files[0].Ino == tab.Files[1].Ino {
+		t.Errorf("fd 0 and fd 1 are one pipe (ino %d)", tab.Files[0].Ino)
 	}
 
 	wantLocks := []image.Lock{
 		{Kind: image.LockFlock, File: 3, Write: false, Start: 0, Len: 0},
 		{Kind: image.LockOFD, File: 4, Write: true, Start: 10, Len: 10},
 	}
-	if !reflect.DeepEqual(tab.locks, wantLocks) {
-		t.Errorf("locks:\n got %+v\nwant %+v", tab.locks, wantLocks)
+	if !reflect.DeepEqual(tab.Locks, wantLocks) {
+		t.Errorf("locks:\n got %+v\nwant %+v", tab.Locks, wantLocks)
 	}
 }
 
-// What collectFiles cannot carry it refuses, naming the fd, on the
+// What Collect cannot carry it refuses, naming the fd, on the
 // kernel's own /proc links ("... (deleted)").
 func TestCollectFilesRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, script, err string
 	}{
-		{"deleted file", `exec 3>"$1/gone"; rm "$1/gone"`, "fd 3 is a deleted file"},
-		{"deleted directory", `mkdir "$1/d"; exec 4<"$1/d"; rmdir "$1/d"`, "fd 4 is a deleted directory"},
-		{"FIFO not shared with 0-2", `mkfifo "$1/fifo"; exec 5<>"$1/fifo"`, "(a pipe) not shared with fds 0-2"},
+		{"deleted file", `exec 3>"$1/gone"; rm "$1/gone"`, "gone (deleted) (a regular file)"},
+		{"deleted directory", `mkdir "$1/d"; exec 4<"$1/d"; rmdir "$1/d"`, "d (deleted) (a directory)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := fdVictim(t, tc.script, t.TempDir())
-			tab, err := collectFiles(cmd.Process.Pid)
+			d, err := Collect(cmd.Process.Pid, DumpOptions{})
 			if err == nil {
-				t.Fatalf("no error; files %+v", tab.files)
+				d.Close()
+				t.Fatalf("no error; files %+v", d.Table().Files)
 			}
 			if !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("error %q, want it to say %q", err, tc.err)

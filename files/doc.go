@@ -1,0 +1,56 @@
+// Package files owns the descriptor table: every kind of open file, how
+// freeze reads it and how thaw builds it again, one file per kind (reg.go,
+// pipe.go, ...), in the manner of CRIU's files-reg / pipes / sk-unix split.
+// Adding a kind is one file and one entry in the kinds table (kinds.go).
+//
+// # Freeze
+//
+// Collect walks /proc/PID/fd in order. Each fd is taken into freeze's own
+// process with pidfd_getfd(2): a second descriptor of the same open file
+// description, on which freeze can ask what the kernel tells only a
+// holder (getsockname, getsockopt, F_GETPIPE_SZ, timerfd_gettime...) and
+// read queued bytes without consuming them (tee(2) for pipes, MSG_PEEK
+// with SO_PEEK_OFF for sockets). No syscall is injected for that, and the
+// target sees nothing: freeze holds its copies until the image is written
+// and then closes them.
+//
+// fds that share an open file description (dup, fork, `>log 2>&1`) are
+// found with kcmp(KCMP_FILE) and recorded as one image.File with several
+// image.FDs. Each File is matched against the kinds table, in order; the
+// first kind whose match accepts it dumps it: the common fields of
+// image.File plus the kind's own payload (JSON), and bulk bytes (pipe
+// contents, an unlinked file) as BLOB records, written after the metadata
+// and before the pages. A kind may look at the whole table once every fd
+// is seen (finish), to tell a pipe with both ends inside the process from
+// one whose peer is outside. An fd that no kind accepts, or that its kind
+// refuses, fails the freeze with one line naming the fd, its kind and the
+// reason; the target is left running as it was.
+//
+// # Thaw
+//
+// The restore helper builds every open file description in its own
+// process (open, pipe2, socketpair...), with the thawing user's
+// privileges, feeds it its BLOB bytes, and then moves them into the
+// thawing process (the stub) over a unix socket the stub inherited from
+// the thaw: the helper sends each with SCM_RIGHTS, an injected recvmsg
+// receives it, and an injected dup3 puts it on each of its numbers. Files
+// are moved in the order of their lowest fd, one at a time, so that the
+// number the kernel gives a received file is never one a later file must
+// have. What must be done by the process itself (epoll_ctl, whose keys are
+// the process's fd numbers; POSIX locks, owned by the process) is
+// injected once every fd is in place.
+//
+// The thaw's own descriptors are the stub's: fds 0-2 (and any other
+// number `--fd N=&M` names) are taken into the helper with pidfd_getfd,
+// then every fd of the stub but the channel is closed.
+//
+// # External peers
+//
+// A pipe or socket whose other end is outside the process is never a
+// reason to refuse. On fds 0-2 (and on higher fds sharing one of them,
+// like bash's 255) it is connected to the thaw's own fd. Elsewhere the
+// thaw builds it with its peer gone (see pipe.go), unless the user hands
+// a descriptor in: `thaw --fd N=PATH` opens PATH with the fd's access
+// mode, `thaw --fd N=&M` gives it the thaw's own fd M. freeze prints one
+// line per external peer saying which.
+package files
