@@ -469,6 +469,12 @@ var expectedDiffs = []expectedDiff{
 		match: stdioFd,
 	},
 	{
+		what: "fd N, fd N info: the inode of a pipe or socket the process holds beyond its stdio",
+		reason: "the thaw makes the pipe or socket anew and the kernel numbers it anew; the renaming must be " +
+			"one to one (the ends of one pipe stay one pipe), and the rest of fdinfo must match",
+		match: renamedObject,
+	},
+	{
 		what:   "map ...: the inode of a shared-anonymous mapping (/dev/zero (deleted), SYSV)",
 		reason: "the kernel gives a re-created shared-anonymous mapping a new shmem inode; the rest of the line must match",
 		match:  sharedAnonInode,
@@ -576,6 +582,65 @@ func stdioFd(key string, a, b procState) bool {
 		return strings.Join(keep, "; ")
 	}
 	return strip(a[key]) == strip(b[key])
+}
+
+// objectInode returns the inode in a pipe:[N] or socket:[N] link.
+func objectInode(target string) (string, bool) {
+	for _, p := range []string{"pipe:[", "socket:["} {
+		if rest, ok := strings.CutPrefix(target, p); ok && strings.HasSuffix(rest, "]") {
+			return strings.TrimSuffix(rest, "]"), true
+		}
+	}
+	return "", false
+}
+
+// objectRenaming maps the inodes of the pipes and sockets of a (beyond
+// stdio) to those at the same fds in b; ok is false unless the mapping
+// is one to one and keeps the kind.
+func objectRenaming(a, b procState) (map[string]string, bool) {
+	fwd, back := map[string]string{}, map[string]string{}
+	for k, va := range a {
+		m := fdKeyRE.FindStringSubmatch(k)
+		if m == nil || m[2] != "" || isStdio(a, m[1]) {
+			continue
+		}
+		ia, oka := objectInode(va)
+		ib, okb := objectInode(b[k])
+		if !oka && !okb {
+			continue
+		}
+		if !oka || !okb || stdioKind(va) != stdioKind(b[k]) {
+			return nil, false
+		}
+		if x, seen := fwd[ia]; seen && x != ib {
+			return nil, false
+		}
+		if x, seen := back[ib]; seen && x != ia {
+			return nil, false
+		}
+		fwd[ia], back[ib] = ib, ia
+	}
+	return fwd, true
+}
+
+func renamedObject(key string, a, b procState) bool {
+	m := fdKeyRE.FindStringSubmatch(key)
+	if m == nil || isStdio(a, m[1]) {
+		return false
+	}
+	ren, ok := objectRenaming(a, b)
+	if !ok {
+		return false
+	}
+	ia, oka := objectInode(a["fd "+m[1]])
+	if !oka || ren[ia] == "" {
+		return false
+	}
+	if m[2] == "" {
+		return b[key] == strings.Replace(a[key], ia, ren[ia], 1)
+	}
+	// fdinfo: its "ino:" line is the object's inode.
+	return b[key] == strings.Replace(a[key], "ino: "+ia, "ino: "+ren[ia], 1)
 }
 
 var mapKeyRE = regexp.MustCompile(`^map [0-9a-f]+-[0-9a-f]+$`)
@@ -836,6 +901,23 @@ func freezeRetry(t *testing.T, o *oproc, img string) {
 	}
 }
 
+// checkOK asks a victim to check itself ("check" → "check ok ...") and
+// returns its answer.
+func checkOK(t *testing.T, o *oproc) string {
+	got := o.ask("check", "check ")
+	if !strings.HasPrefix(got, "check ok ") {
+		t.Fatalf("%s before the freeze: %s", o.name, got)
+	}
+	return got
+}
+
+// sameCheck: after the thaw the victim's check says what it said before.
+func sameCheck(t *testing.T, o *oproc, known string) {
+	if got := o.ask("check", "check "); got != known {
+		t.Errorf("%s after thaw:\n  before %s\n  after  %s", o.name, known, got)
+	}
+}
+
 // oracleExcluded: the victims in testdata that TestOracle does not run,
 // and why. Every other one must have a case (allstate: TestAllState).
 var oracleExcluded = map[string]string{
@@ -864,6 +946,10 @@ func TestOracle(t *testing.T) {
 			prepare: pipePrepare, prove: pipeProve, finish: exitWith(0)},
 		{name: "pipe/zombie", victim: "pipe", mode: startZombie, ready: expectReady,
 			prepare: pipePrepare, prove: pipeProve, finish: exitWith(0)},
+		{name: "pipes/pipes", victim: "pipes", mode: startPipes, ready: expectReady,
+			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
+		{name: "pipes/shell-log", victim: "pipes", mode: startShellLog, ready: expectReady,
+			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
 		{name: "memcheck/pipes", victim: "memcheck", mode: startPipes, ready: expectReady,
 			prepare: func(t *testing.T, o *oproc) string {
 				sum := o.ask("sum", "sum ")
@@ -1275,7 +1361,18 @@ func TestOracleRules(t *testing.T) {
 		{"stdin pipe to file", "fd 0", procState{"fd 0": "pipe:[1]"}, procState{"fd 0": "/tmp/x"}, false},
 		{"stdout file", "fd 1 info", procState{"fd 1": "/tmp/x", "fd 1 info": fileInfo},
 			procState{"fd 1": "/tmp/x", "fd 1 info": "pos: 9; flags: 02; mnt_id: 27; ino: 77"}, false},
-		{"fd 3 pipe", "fd 3", procState{"fd 3": "pipe:[1]"}, procState{"fd 3": "pipe:[2]"}, false},
+		{"fd 3 pipe renamed", "fd 3", procState{"fd 3": "pipe:[1]"}, procState{"fd 3": "pipe:[2]"}, true},
+		{"fd 3 pipe renamed, its fdinfo", "fd 3 info", procState{"fd 3": "pipe:[1]", "fd 3 info": "pos: 0; flags: 0; ino: 1"},
+			procState{"fd 3": "pipe:[2]", "fd 3 info": "pos: 0; flags: 0; ino: 2"}, true},
+		{"fd 3 pipe renamed, its flags differ", "fd 3 info", procState{"fd 3": "pipe:[1]", "fd 3 info": "pos: 0; flags: 0; ino: 1"},
+			procState{"fd 3": "pipe:[2]", "fd 3 info": "pos: 0; flags: 04000; ino: 2"}, false},
+		{"two ends of one pipe stay one pipe", "fd 4", procState{"fd 3": "pipe:[1]", "fd 4": "pipe:[1]"},
+			procState{"fd 3": "pipe:[2]", "fd 4": "pipe:[2]"}, true},
+		{"two ends of one pipe become two pipes", "fd 4", procState{"fd 3": "pipe:[1]", "fd 4": "pipe:[1]"},
+			procState{"fd 3": "pipe:[2]", "fd 4": "pipe:[3]"}, false},
+		{"two pipes become one", "fd 4", procState{"fd 3": "pipe:[1]", "fd 4": "pipe:[5]"},
+			procState{"fd 3": "pipe:[2]", "fd 4": "pipe:[2]"}, false},
+		{"a pipe becomes a socket", "fd 3", procState{"fd 3": "pipe:[1]"}, procState{"fd 3": "socket:[2]"}, false},
 		{"fd 255 copy of 0", "fd 255", procState{"fd 255": "/dev/pts/1", "fd 0": "/dev/pts/1", "fd shared": "0=1=2=255"},
 			procState{"fd 255": "/dev/pts/4", "fd 0": "/dev/pts/4", "fd shared": "0=1=2=255"}, true},
 		{"fd 255 no longer a copy", "fd 255", procState{"fd 255": "/dev/pts/1", "fd shared": "0=1=2=255"},

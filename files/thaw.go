@@ -127,6 +127,9 @@ func (r *Restorer) Restore(next func() (id, off uint64, data []byte, err error))
 			return nil, err
 		}
 		sink := r.sinks[id]
+		if sink == nil && len(r.Opts.Handoffs) > 0 {
+			continue // the bytes of a file the user replaced
+		}
 		if sink == nil {
 			return nil, fmt.Errorf("blob %d: no file of the image takes it", id)
 		}

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestPipesLeaveRunning: freeze reads a pipe's bytes without taking them
+// (tee): the original, let run, still has every byte.
+func TestPipesLeaveRunning(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	p := startProc(t, "pipes", buildVictim(t, "pipes"), nil, inDir(dir))
+	p.expect("ready")
+	before := p.ask("check", "check ")
+	if !strings.HasPrefix(before, "check ok ") {
+		t.Fatal(before)
+	}
+	waitInSyscall(t, p, sysRead)
+	freeze(t, "--leave-running", "-o", filepath.Join(dir, "pipes.bin"), strconv.Itoa(p.pid()))
+	if got := p.ask("check", "check "); got != before {
+		t.Errorf("the original after freeze --leave-running:\n  before %s\n  after  %s", before, got)
+	}
+}
+
+// externalPipes starts the pipes victim with fd 20 the read end of a pipe
+// the test writes ("abc" is in it), and fd 21 the write end of a pipe the
+// test reads: both peers outside the process. It freezes it and returns
+// the image and what freeze said.
+func externalPipes(t *testing.T, dir string) (string, string) {
+	r1, w1, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, w2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.WriteString("abc"); err != nil {
+		t.Fatal(err)
+	}
+	files := make([]*os.File, 19) // fd 3+17 = 20, 3+18 = 21
+	files[17], files[18] = r1, w2
+	p := startProc(t, "pipes", buildVictim(t, "pipes"), nil, inDir(dir), withFiles(files))
+	r1.Close()
+	w2.Close()
+	p.expect("ready")
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(dir, "ext.bin")
+	res := freeze(t, "-o", img, strconv.Itoa(p.pid()))
+	p.waitExit()
+	w1.Close()
+	r2.Close()
+	return img, res.stderr
+}
+
+// TestExternalPipes: a pipe whose other end is another process's never
+// stops a freeze. freeze says, one line per fd, what thaw will do: the
+// reader gets the bytes the pipe held, then end of file; the writer gets
+// EPIPE. thaw --fd hands descriptors in instead.
+func TestExternalPipes(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	img, said := externalPipes(t, dir)
+	for _, want := range []string{"freeze: fd 20: the read end of pipe:[", "freeze: fd 21: the write end of pipe:["} {
+		if !strings.Contains(said, want) {
+			t.Errorf("freeze said %q, want a line with %q", said, want)
+		}
+	}
+	if n := strings.Count(said, "\n"); n != 2 {
+		t.Errorf("freeze said %d lines, want 2: %q", n, said)
+	}
+
+	t.Run("default", func(t *testing.T) {
+		th := thaw(t, img, true)
+		th.ask("read 20", "read 20 abc")
+		th.ask("read 20", "read 20 eof")
+		th.ask("write 21 x", "write 21 EPIPE")
+		if got := th.ask("check", "check "); !strings.HasPrefix(got, "check ok ") {
+			t.Error(got)
+		}
+	})
+	t.Run("handed in", func(t *testing.T) {
+		in, feed, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer feed.Close()
+		out := filepath.Join(dir, "fd21.txt")
+		// The thaw's fd 3 is in; --fd 20=&3 makes it the process's fd 20.
+		th := startProc(t, "thaw --fd", thawBin, []string{"--fd", "20=&3", "--fd", "21=" + out, img}, withFiles([]*os.File{in}))
+		in.Close()
+		if _, err := feed.WriteString("xyz"); err != nil {
+			t.Fatal(err)
+		}
+		th.ask("read 20", "read 20 xyz")
+		th.ask("write 21 hello", "write 21 ok")
+		if b, err := os.ReadFile(out); err != nil || string(b) != "hello" {
+			t.Errorf("%s: %q, %v; want hello", out, b, err)
+		}
+	})
+	t.Run("bad --fd", func(t *testing.T) {
+		for _, arg := range []string{"99=&3", "x=y", "20=&z", "20="} {
+			r := runTool(t, thawBin, "--fd", arg, img)
+			requireToolError(t, r, 1, []string{"thaw: "}, "--fd")
+		}
+	})
+}
