@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"os"
+	"slices"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cryo-project/cryo/files"
+	"github.com/cryo-project/cryo/image"
 )
 
 // TestPipesLeaveRunning: freeze reads a pipe's bytes without taking them
@@ -108,4 +112,35 @@ func TestExternalPipes(t *testing.T) {
 			requireToolError(t, r, 1, []string{"thaw: "}, "--fd")
 		}
 	})
+}
+
+// fdKindProof names, for every kind of file the files package knows,
+// the victim in testdata that holds one and checks it after thaw (each
+// goes through TestOracle or its own test).
+var fdKindProof = map[image.FileKind]string{
+	image.FileStd:    "pipe",     // TestOracle pipe/*: pipes, a log, an inherited file
+	files.FilePipe:   "pipes",    // TestOracle pipes/*, TestExternalPipes
+	image.FileReg:    "pipe",     // TestOracle pipe/fd7 and pipe/shell-log
+	image.FileDir:    "allstate", // fd 33
+	image.FileDevice: "allstate", // fd 34: /dev/null
+}
+
+// Every kind of fd has a victim that proves it; a kind added without
+// one fails here.
+func TestFDKindsProved(t *testing.T) {
+	for _, k := range files.KindNames() {
+		v, ok := fdKindProof[k]
+		if !ok {
+			t.Errorf("fd kind %q has no victim in fdKindProof", k)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("..", "testdata", v+".c")); err != nil {
+			t.Errorf("fd kind %q: victim %s: %v", k, v, err)
+		}
+	}
+	for k := range fdKindProof {
+		if !slices.Contains(files.KindNames(), k) {
+			t.Errorf("fdKindProof names %q, which files does not know", k)
+		}
+	}
 }

@@ -40,3 +40,12 @@ func kindNamed(name image.FileKind) *kind {
 	}
 	return nil
 }
+
+// KindNames lists every kind of file this cryo knows, in table order.
+func KindNames() []image.FileKind {
+	var names []image.FileKind
+	for _, k := range kinds {
+		names = append(names, k.name)
+	}
+	return names
+}

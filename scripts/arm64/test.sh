@@ -41,7 +41,7 @@ start=$(date +%s)
 # terminal, big reservations, the allstate victim) and leaves the others,
 # whose state is the same on both arches, to the amd64 run.
 e2e_run=${CRYO_ARM64_RUN:-.}
-e2e_skip=${CRYO_ARM64_SKIP:-'^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes)$|^TestOracle$/^pipe$/^fd7$'}
+e2e_skip=${CRYO_ARM64_SKIP:-'^TestFDKindsProved$|^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes)$|^TestOracle$/^pipe$/^fd7$'}
 
 need() {
   if ! command -v "$1" >/dev/null; then
