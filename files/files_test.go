@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -26,6 +28,8 @@ func TestKindOf(t *testing.T) {
 		sock = unix.S_IFSOCK | 0777
 		chr  = unix.S_IFCHR | 0620
 		blk  = unix.S_IFBLK | 0660
+		lnk  = unix.S_IFLNK | 0777
+		nsfs = unix.S_IFREG | 0444 // what stat says of /proc/self/ns/net
 	)
 	var (
 		pts0    = unix.Mkdev(136, 0)
@@ -63,7 +67,22 @@ func TestKindOf(t *testing.T) {
 		{name: "device", fd: 6, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
 		{name: "device on fd 0", fd: 0, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
 
+		// O_PATH: a path, whatever is there.
+		{name: "O_PATH of a file", fd: 4, link: "/tmp/cf/file", mode: reg, flags: unix.O_PATH, kind: FilePath},
+		{name: "O_PATH|O_NOFOLLOW of a symlink", fd: 5, link: "/tmp/cf/link", mode: lnk, flags: unix.O_PATH | unix.O_NOFOLLOW, kind: FilePath},
+		{name: "O_PATH of a directory", fd: 6, link: "/tmp/cf", mode: dir, flags: unix.O_PATH | unix.O_DIRECTORY, kind: FilePath},
+		{name: "O_PATH of a FIFO", fd: 7, link: "/tmp/fifo", mode: fifo, flags: unix.O_PATH, kind: FilePath},
+		{name: "O_PATH of a device", fd: 8, link: "/dev/null", mode: chr, rdev: devNull, flags: unix.O_PATH, kind: FilePath},
+		{name: "net namespace", fd: 12, link: "net:[4026531840]", mode: nsfs, kind: FileNS},
+		{name: "O_PATH of the uts namespace", fd: 13, link: "uts:[4026531838]", mode: nsfs, flags: unix.O_PATH, kind: FileNS},
+		{name: "pid namespace for children", fd: 14, link: "pid:[4026531836]", mode: nsfs, kind: FileNS},
+		{name: "deleted directory", fd: 10, link: "/tmp/cf/d (deleted)", mode: dir, kind: FileDeletedDir},
+		{name: "O_PATH of a deleted directory", fd: 10, link: "/tmp/cf/d (deleted)", mode: dir, flags: unix.O_PATH, kind: FileDeletedDir},
+		{name: "deleted device node", fd: 9, link: "/tmp/cf/null (deleted)", mode: chr, rdev: devNull, flags: unix.O_RDONLY, kind: FileDeletedDev},
+
 		{name: "block device", fd: 3, link: "/dev/sda", mode: blk, rdev: sda, err: "fd 3 is /dev/sda (a block device)"},
+		{name: "deleted block device", fd: 3, link: "/tmp/sda (deleted)", mode: blk, rdev: sda, err: "fd 3 is /tmp/sda (deleted) (a block device)"},
+		{name: "no namespace type", fd: 3, link: "foo:[4026531840]", mode: nsfs, err: "fd 3 is foo:[4026531840] (a regular file)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &Dumper{state: map[image.FileKind]any{}}
@@ -278,7 +297,8 @@ func TestMain(m *testing.M) {
 
 // fdVictimMain runs script, a few shell-like commands separated by ";"
 // ($1, $2 are args): exec N>P, exec N<P, exec N<>P, exec N>&M,
-// echo WORD >&N, rm P, mkdir P, rmdir P, mkfifo P. Then it says "ready"
+// echo WORD >&N, rm P, mkdir P, rmdir P, mkfifo P, mknod P (a char
+// device 1:3), symlink T P, opath N P, opathl N P (O_PATH|O_NOFOLLOW). Then it says "ready"
 // and waits for a line on stdin. It uses raw syscalls only, so that the
 // Go runtime opens no fd of its own (no poller).
 func fdVictimMain(script string, args []string) int {
@@ -307,6 +327,29 @@ func fdVictimMain(script string, args []string) int {
 			err = unix.Rmdir(f[1])
 		case "mkfifo":
 			err = unix.Mkfifo(f[1], 0o600)
+		case "mknod": // a /dev/null of our own
+			err = unix.Mknod(f[1], unix.S_IFCHR|0o640, int(unix.Mkdev(1, 3)))
+		case "symlink":
+			if len(f) != 3 {
+				return fail(cmd, errors.New("cannot parse"))
+			}
+			err = unix.Symlink(f[1], f[2])
+		case "opath", "opathl": // opath N P: P opened O_PATH on fd N (opathl: the link itself)
+			if len(f) != 3 {
+				return fail(cmd, errors.New("cannot parse"))
+			}
+			flags := unix.O_PATH
+			if f[0] == "opathl" {
+				flags |= unix.O_NOFOLLOW
+			}
+			var n, fd int
+			if n, err = strconv.Atoi(f[1]); err == nil {
+				if fd, err = unix.Open(f[2], flags, 0); err == nil && fd != n {
+					if err = unix.Dup2(fd, n); err == nil {
+						err = unix.Close(fd)
+					}
+				}
+			}
 		case "echo":
 			var n int
 			if len(f) != 3 || !strings.HasPrefix(f[2], ">&") {
@@ -520,10 +563,10 @@ func TestCollectFilesRefuses(t *testing.T) {
 		name, script, err string
 	}{
 		{"deleted file", `exec 3>"$1/gone"; rm "$1/gone"`, "gone (deleted) (a regular file)"},
-		{"deleted directory", `mkdir "$1/d"; exec 4<"$1/d"; rmdir "$1/d"`, "d (deleted) (a directory)"},
+		{"namespace of a child", `exec 5</proc/$2/ns/uts`, "fd 5 is the uts namespace uts:["},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := fdVictim(t, tc.script, t.TempDir())
+			cmd := fdVictim(t, tc.script, t.TempDir(), strconv.Itoa(otherUTS(t)))
 			d, err := Collect(cmd.Process.Pid, DumpOptions{})
 			if err == nil {
 				d.Close()
@@ -533,5 +576,313 @@ func TestCollectFilesRefuses(t *testing.T) {
 				t.Errorf("error %q, want it to say %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// otherUTS starts a process in a UTS namespace of its own (root only)
+// and returns its pid.
+func otherUTS(t *testing.T) int {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a namespace of another process needs root to make")
+	}
+	in, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), envFDVictim+"=echo hi >&1")
+	cmd.Stdin = in
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	t.Cleanup(func() {
+		w.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
+// blobBag is a BlobWriter that keeps the blobs.
+type blobBag map[uint64][]byte
+
+func (b blobBag) WriteBlob(id uint64, data []byte) error {
+	b[id] = append(b[id], data...)
+	return nil
+}
+
+// blobsOf reads the blobs d recorded, as freeze writes them in the image.
+func blobsOf(t *testing.T, d *Dumper) blobBag {
+	t.Helper()
+	bag := blobBag{}
+	if err := d.WriteBlobs(bag); err != nil {
+		t.Fatal(err)
+	}
+	return bag
+}
+
+// thawHere builds the files of d in this process, as the restore helper
+// does before moving them into the stub: each kind's open, the blobs fed
+// to their sinks, then the afters. It returns the built files by fd
+// number.
+func thawHere(t *testing.T, d *Dumper, bag blobBag, opts RestoreOptions) (map[int]*os.File, error) {
+	t.Helper()
+	tab := d.Table()
+	host, _ := os.Hostname()
+	r := &Restorer{P: &image.Process{Files: tab.Files, FDs: tab.FDs, Machine: host}, Opts: opts,
+		Log: t.Logf, local: map[int]*os.File{}, stub: map[int]*os.File{}, state: map[image.FileKind]any{},
+		sinks: map[uint64]func(uint64, []byte) error{}, fds: map[int][]image.FD{}}
+	t.Cleanup(r.close)
+	for _, fd := range tab.FDs {
+		r.fds[fd.File] = append(r.fds[fd.File], fd)
+	}
+	got := map[int]*os.File{}
+	for i := range tab.Files {
+		f := &tab.Files[i]
+		if f.Kind == image.FileStd {
+			continue
+		}
+		lf, err := kindNamed(f.Kind).open(r, f)
+		if err != nil {
+			return nil, err
+		}
+		r.local[f.ID] = lf
+		got[r.firstFD(f.ID)] = lf
+	}
+	for id, data := range bag {
+		if sink := r.sinks[id]; sink != nil {
+			if err := sink(0, data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, fn := range r.afters {
+		if err := fn(); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+// The path kinds on a real process, frozen and built again here: O_PATH
+// descriptors of a file, a symbolic link and a directory, a deleted
+// directory and a deleted device node, namespaces.
+func TestPathKinds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the deleted device node needs CAP_MKNOD (root)")
+	}
+	dir := t.TempDir()
+	script := `exec 9>"$1/file"; echo hello >&9; opath 4 "$1/file"; symlink file "$1/link"; opathl 5 "$1/link"; opath 6 "$1";` +
+		`mkdir "$1/gone"; exec 7<"$1/gone"; rmdir "$1/gone"; mknod "$1/null"; exec 8<>"$1/null"; rm "$1/null";` +
+		`exec 10</proc/self/ns/net; opath 11 /proc/self/ns/uts`
+	cmd := fdVictim(t, script, dir)
+	d, err := Collect(cmd.Process.Pid, DumpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := map[int]image.FileKind{4: FilePath, 5: FilePath, 6: FilePath, 7: FileDeletedDir, 8: FileDeletedDev, 9: image.FileReg, 10: FileNS, 11: FileNS}
+	links := map[int]string{}
+	for n, k := range want {
+		f := fileOfFD(t, d.Table(), n)
+		if f.Kind != k {
+			t.Errorf("fd %d (%s) is a %q file, want %q", n, f.Path, f.Kind, k)
+		}
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", cmd.Process.Pid, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		links[n] = l
+	}
+	if f := fileOfFD(t, d.Table(), 7); strings.HasSuffix(f.Path, "(deleted)") || f.Mode != unix.S_IFDIR|0o700 {
+		t.Errorf("deleted directory: path %q mode %o; want no (deleted) and mode 40700", f.Path, f.Mode)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	got, err := thawHere(t, d, blobsOf(t, d), RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range want {
+		f := fileOfFD(t, d.Table(), n)
+		lf := got[n]
+		var st unix.Stat_t
+		if err := unix.Fstat(int(lf.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", lf.Fd()))
+		fl, _ := unix.FcntlInt(lf.Fd(), unix.F_GETFL, 0)
+		if l != links[n] || st.Mode != f.Mode || uint32(fl)&^unix.O_CLOEXEC != f.Flags {
+			t.Errorf("fd %d: built %s mode %o flags %#o; want %s mode %o flags %#o", n, l, st.Mode, fl, links[n], f.Mode, f.Flags)
+		}
+		switch f.Kind {
+		case FileDeletedDir, FileDeletedDev:
+			if st.Nlink != 0 || st.Rdev != f.Rdev {
+				t.Errorf("fd %d: nlink %d rdev %#x, want 0 and %#x", n, st.Nlink, st.Rdev, f.Rdev)
+			}
+		default:
+			if st.Ino != f.Ino {
+				t.Errorf("fd %d: inode %d, want %d", n, st.Ino, f.Ino)
+			}
+		}
+	}
+	if _, err := unix.Openat(int(got[7].Fd()), "x", unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("openat(O_CREAT) in the deleted directory made again: %v, want ENOENT", err)
+	}
+	if _, err := unix.Write(int(got[8].Fd()), []byte("x")); err != nil {
+		t.Errorf("write to the deleted /dev/null made again: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("%s holds %d entries after the thaw, want file and link", dir, len(ents))
+	}
+}
+
+func fileOfFD(t *testing.T, tab *Table, n int) *image.File {
+	t.Helper()
+	for _, fd := range tab.FDs {
+		if fd.Num == n {
+			for i := range tab.Files {
+				if tab.Files[i].ID == fd.File {
+					return &tab.Files[i]
+				}
+			}
+		}
+	}
+	t.Fatalf("no fd %d", n)
+	return nil
+}
+
+// freeze --carry-files: the contents travel; at thaw a file gone is made
+// again, one with other contents is refused (or left, when allowed).
+func TestCarryFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data")
+	cmd := fdVictim(t, `exec 3>"$1"; echo hello >&3; exec 4<"$1"`, path)
+	pid := cmd.Process.Pid
+
+	_, err := Collect(pid, DumpOptions{CarryFiles: true, MaxBlob: 5})
+	if err == nil || !strings.Contains(err.Error(), "fd 3: "+path+" is 6 bytes, more than the 5 bytes") ||
+		!strings.Contains(err.Error(), "--max-file-size") {
+		t.Errorf("a file over the limit: %v; want it named, with its size and --max-file-size", err)
+	}
+
+	d, err := Collect(pid, DumpOptions{CarryFiles: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f3, f4 := fileOfFD(t, d.Table(), 3), fileOfFD(t, d.Table(), 4)
+	if f3.Blob == 0 || f4.Blob != 0 || len(f4.Payload) == 0 {
+		t.Errorf("blobs: fd 3 %d, fd 4 %d (payload %s); want one, on the first fd of the inode", f3.Blob, f4.Blob, f4.Payload)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	bag := blobsOf(t, d)
+	var st0 unix.Stat_t
+	if err := unix.Stat(path, &st0); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("unchanged but touched", func(t *testing.T) {
+		now := time.Now()
+		os.Chtimes(path, now, now)
+		if _, err := thawHere(t, d, bag, RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("other contents", func(t *testing.T) {
+		if err := os.WriteFile(path, []byte("jello\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := thawHere(t, d, bag, RestoreOptions{})
+		if err == nil || !strings.Contains(err.Error(), path+" changed since the freeze: its contents differ") {
+			t.Errorf("thaw: %v; want it refused, naming the file", err)
+		}
+		if _, err := thawHere(t, d, bag, RestoreOptions{AllowChanged: true}); err != nil {
+			t.Fatalf("with AllowChanged: %v", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "jello\n" {
+			t.Errorf("with AllowChanged the file holds %q, want it left as it was (jello)", b)
+		}
+	})
+	t.Run("gone", func(t *testing.T) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		got, err := thawHere(t, d, bag, RestoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "hello\n" || st.Mode != st0.Mode || st.Mtim != st0.Mtim {
+			t.Errorf("made again: %q mode %o mtime %v; want hello, %o, %v", b, st.Mode, st.Mtim, st0.Mode, st0.Mtim)
+		}
+		for _, n := range []int{3, 4} {
+			var fst unix.Stat_t
+			unix.Fstat(int(got[n].Fd()), &fst)
+			fl, _ := unix.FcntlInt(got[n].Fd(), unix.F_GETFL, 0)
+			if fst.Ino != st.Ino || uint32(fl)&unix.O_ACCMODE != fileOfFD(t, d.Table(), n).Flags&unix.O_ACCMODE {
+				t.Errorf("fd %d: inode %d flags %#o; want the file made again (%d), its access mode", n, fst.Ino, fl, st.Ino)
+			}
+		}
+	})
+	t.Run("the kernel's files are not carried", func(t *testing.T) {
+		cmd := fdVictim(t, `exec 3</proc/self/stat; exec 4</sys/kernel/uevent_seqnum`)
+		d, err := Collect(cmd.Process.Pid, DumpOptions{CarryFiles: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for _, n := range []int{3, 4} {
+			if f := fileOfFD(t, d.Table(), n); f.Kind != image.FileReg || f.Blob != 0 || len(f.Payload) != 0 {
+				t.Errorf("fd %d (%s): kind %q blob %d payload %s; want a regular file, not carried", n, f.Path, f.Kind, f.Blob, f.Payload)
+			}
+		}
+	})
+	t.Run("gone with its directory", func(t *testing.T) {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		_, err := thawHere(t, d, bag, RestoreOptions{})
+		if err == nil || !strings.Contains(err.Error(), "and so is its directory") {
+			t.Errorf("thaw: %v; want it refused, the directory named", err)
+		}
+	})
+}
+
+// makeNear: at the path when free, else next to it, else in the nearest
+// existing ancestor.
+func TestMakeNear(t *testing.T) {
+	dir := t.TempDir()
+	taken := filepath.Join(dir, "taken")
+	if err := os.Mkdir(taken, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(p string) error { return unix.Mkdir(p, 0o700) }
+	pid := strconv.Itoa(os.Getpid())
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"free", filepath.Join(dir, "free"), filepath.Join(dir, "free")},
+		{"taken", taken, filepath.Join(dir, ".taken.cryo-"+pid+"-0")},
+		{"taken again", taken, filepath.Join(dir, ".taken.cryo-"+pid+"-1")},
+		{"directory gone", filepath.Join(dir, "a", "b", "gone"), filepath.Join(dir, ".gone.cryo-"+pid+"-0")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := makeNear(tc.path, mk)
+			if err != nil || got != tc.want {
+				t.Errorf("makeNear(%s) = %s, %v; want %s", tc.path, got, err, tc.want)
+			}
+		})
+	}
+	if _, err := makeNear(filepath.Join(dir, "x"), func(string) error { return unix.EPERM }); !errors.Is(err, unix.EPERM) {
+		t.Errorf("makeNear with mknod refused: %v, want EPERM", err)
 	}
 }

@@ -70,6 +70,9 @@ type Dumper struct {
 	t     Table
 	objs  []*Object // objs[i] is the object of t.Files[i]
 	blobs []blob
+	// held are files of freeze's own opened to be read at image-write
+	// time (a carried file's contents), closed with the Dumper.
+	held []*os.File
 	// state is each kind's own bookkeeping across objects (pipes by
 	// inode...), by kind.
 	state map[image.FileKind]any
@@ -218,6 +221,9 @@ func (d *Dumper) addFileBlob(f *os.File, size int64) uint64 {
 	return id
 }
 
+// hold keeps f open until the Dumper is closed.
+func (d *Dumper) hold(f *os.File) { d.held = append(d.held, f) }
+
 // BlobWriter is where WriteBlobs puts the blobs (image.Writer).
 type BlobWriter interface {
 	WriteBlob(id uint64, data []byte) error
@@ -261,6 +267,10 @@ func (d *Dumper) Close() error {
 		}
 	}
 	d.objs = nil
+	for _, f := range d.held {
+		errs = append(errs, f.Close())
+	}
+	d.held = nil
 	if d.pidfd >= 0 {
 		errs = append(errs, unix.Close(d.pidfd))
 		d.pidfd = -1

@@ -25,11 +25,15 @@ type kind struct {
 
 // kinds is the table, in match order: the specific before the general.
 var kinds = []*kind{
+	&pathKind, // O_PATH of anything with a path, whatever its type
 	&stdKind,
 	&pipeKind,
+	&nsKind,
 	&regKind,
 	&dirKind,
 	&deviceKind,
+	&deletedDirKind,
+	&deletedDevKind,
 }
 
 func kindNamed(name image.FileKind) *kind {

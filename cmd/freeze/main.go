@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/freeze"
 	"github.com/cryo-project/cryo/restore"
 )
@@ -25,10 +26,12 @@ func main() {
 	app := &cli.App{
 		Name:      "freeze",
 		Usage:     "freeze a running process into a self-restoring executable",
-		UsageText: "freeze [--leave-running] -o FILE PID",
+		UsageText: "freeze [--leave-running] [--carry-files] [--max-file-size SIZE] -o FILE PID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the image to `FILE` (an executable, mode 0700)", Required: true},
 			&cli.BoolFlag{Name: "leave-running", Usage: "leave the process running after the freeze (a snapshot); default: it is killed once the image is on disk"},
+			&cli.BoolFlag{Name: "carry-files", Usage: "put the contents of the regular files the process has open in the image: thaw makes a missing one again, and refuses one whose contents differ"},
+			&cli.StringFlag{Name: "max-file-size", Value: "256M", Usage: "the largest file whose contents freeze puts in the image (a carried or deleted file), in bytes or with a K, M or G suffix (KiB, MiB, GiB)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step with its timing"},
 		},
 		HideHelpCommand: true,
@@ -52,7 +55,12 @@ func run(c *cli.Context) error {
 	// target go as it was.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	opts := freeze.Options{Pid: pid, Output: c.String("output"), LeaveRunning: c.Bool("leave-running")}
+	maxSize, err := parseSize(c.String("max-file-size"))
+	if err != nil {
+		return fmt.Errorf("--max-file-size: %w", err)
+	}
+	opts := freeze.Options{Pid: pid, Output: c.String("output"), LeaveRunning: c.Bool("leave-running"),
+		Files: files.DumpOptions{CarryFiles: c.Bool("carry-files"), MaxBlob: maxSize}}
 	if c.Bool("verbose") {
 		opts.Log = os.Stderr
 	}
@@ -77,7 +85,8 @@ func reorder(args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	takesValue := map[string]bool{"-o": true, "--o": true, "-output": true, "--output": true}
+	takesValue := map[string]bool{"-o": true, "--o": true, "-output": true, "--output": true,
+		"-max-file-size": true, "--max-file-size": true}
 	var flags, pos []string
 	for i := 1; i < len(args); i++ {
 		a := args[i]
@@ -106,3 +115,18 @@ func reorder(args []string) []string {
 // oneLine keeps an error to the one line a user reads (errors.Join
 // separates its parts with newlines).
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// parseSize reads a size: bytes, or a number with a K, M or G suffix
+// (powers of 1024; "KiB", "MB"... are read the same).
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "kKmMgGiBb")
+	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i"))
+	unit = strings.TrimSuffix(unit, "I")
+	n, err := strconv.ParseInt(num, 10, 64)
+	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30}
+	sh, ok := shift[unit]
+	if err != nil || !ok || n <= 0 || n > (1<<62)>>sh {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a number with K, M or G)", s)
+	}
+	return n << sh, nil
+}
