@@ -153,6 +153,7 @@ type procConfig struct {
 	dir    string
 	stdio  *os.File   // all of stdin, stdout and stderr (a terminal)
 	files  []*os.File // fds 3 and up (exec.Cmd.ExtraFiles)
+	env    []string   // added to the environment
 }
 
 type procOpt func(*procConfig)
@@ -168,6 +169,9 @@ func withStdio(f *os.File) procOpt {
 
 // withFiles gives the process files[i] as fd 3+i (nil: closed).
 func withFiles(files []*os.File) procOpt { return func(c *procConfig) { c.files = files } }
+
+// withEnv adds "K=V" variables to the process's environment.
+func withEnv(kv ...string) procOpt { return func(c *procConfig) { c.env = append(c.env, kv...) } }
 
 // inDir runs the process in dir.
 func inDir(dir string) procOpt { return func(c *procConfig) { c.dir = dir } }
@@ -194,6 +198,9 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	}
 	p.cmd.Dir = cfg.dir
 	p.cmd.ExtraFiles = cfg.files
+	if cfg.env != nil {
+		p.cmd.Env = append(os.Environ(), cfg.env...)
+	}
 
 	var childEnds []*os.File
 	pipe := func() (r, w *os.File) {
@@ -383,6 +390,7 @@ func runTool(tb testing.TB, path string, args ...string) toolResult {
 type toolEnv struct {
 	env   []string
 	cred  *syscall.Credential
+	clone uintptr         // CLONE_NEW* flags: the tool runs in new namespaces
 	start func(*exec.Cmd) // called once the tool has started
 }
 
@@ -394,8 +402,8 @@ func runToolWith(tb testing.TB, te toolEnv, path string, args ...string) toolRes
 	if te.env != nil {
 		cmd.Env = append(os.Environ(), te.env...)
 	}
-	if te.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: te.cred}
+	if te.cred != nil || te.clone != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: te.cred, Cloneflags: te.clone}
 	}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr strings.Builder

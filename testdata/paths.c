@@ -19,7 +19,8 @@
  * without CAP_MKNOD) is left closed and named in its ready line:
  * "ready" or "ready skipped direct(Invalid argument) ...".
  *
- * With the argument "node" it holds only fd 33 (and says "ready").
+ * With the argument "node" it holds only fd 33, made as ./null (and says
+ * "ready").
  *
  * Commands, one answer line each:
  *   state      "state ..." each fd's flags, fd flags and offset
@@ -85,15 +86,16 @@ static void writefile(const char *path, const char *s)
 	close(fd);
 }
 
-static void node(void)
+/* node holds a character device 1:3 made at path, unlinked, on fd 33. */
+static void node(const char *path)
 {
-	if (mknod("p/null", S_IFCHR | 0640, makedev(1, 3)) < 0) {
+	if (mknod(path, S_IFCHR | 0640, makedev(1, 3)) < 0) {
 		skip("node");
 		return;
 	}
-	chmod("p/null", 0640);
-	place(open("p/null", O_RDWR), 33, "p/null");
-	must(unlink("p/null") == 0, "unlink p/null");
+	chmod(path, 0640);
+	place(open(path, O_RDWR), 33, path);
+	must(unlink(path) == 0, "unlink the node");
 }
 
 static void setup(void)
@@ -140,7 +142,7 @@ static void setup(void)
 		skip("direct");
 	place(open("/dev/null", O_RDONLY), 30, "/dev/null");
 	place(open("/dev/zero", O_WRONLY), 31, "/dev/zero");
-	node();
+	node("p/null");
 }
 
 static void state(void)
@@ -311,8 +313,7 @@ int main(int argc, char **argv)
 {
 	char line[256];
 	if (argc > 1 && strcmp(argv[1], "node") == 0) {
-		mkdir("p", 0755);
-		node();
+		node("null");
 		if (skipped[0]) {
 			putf("setup failed:%s\n", skipped);
 			return 2;
