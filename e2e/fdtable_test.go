@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,11 +118,15 @@ func TestExternalPipes(t *testing.T) {
 // the victim in testdata that holds one and checks it after thaw (each
 // goes through TestOracle or its own test).
 var fdKindProof = map[image.FileKind]string{
-	image.FileStd:    "pipe",     // TestOracle pipe/*: pipes, a log, an inherited file
-	files.FilePipe:   "pipes",    // TestOracle pipes/*, TestExternalPipes
-	image.FileReg:    "pipe",     // TestOracle pipe/fd7 and pipe/shell-log
-	image.FileDir:    "allstate", // fd 33
-	image.FileDevice: "allstate", // fd 34: /dev/null
+	image.FileStd:        "pipe",     // TestOracle pipe/*: pipes, a log, an inherited file
+	files.FilePipe:       "pipes",    // TestOracle pipes/*, TestExternalPipes
+	image.FileReg:        "pipe",     // TestOracle pipe/fd7 and pipe/shell-log
+	image.FileDir:        "allstate", // fd 33
+	image.FileDevice:     "allstate", // fd 34: /dev/null
+	files.FilePath:       "paths",    // TestOracle paths/pipes: fds 3, 5, 6
+	files.FileNS:         "paths",    // fds 12, 13; TestThawOtherNamespace
+	files.FileDeletedDir: "paths",    // fd 10
+	files.FileDeletedDev: "paths",    // fd 33; TestThawDeletedNodeUnprivileged
 }
 
 // Every kind of fd has a victim that proves it; a kind added without

@@ -53,4 +53,17 @@
 // a descriptor in: `thaw --fd N=PATH` opens PATH with the fd's access
 // mode, `thaw --fd N=&M` gives it the thaw's own fd M. freeze prints one
 // line per external peer saying which.
+// # Files by path
+//
+// What is reopened by its path (reg.go, path.go, the FIFOs of pipe.go)
+// must lead at thaw to the file frozen: the same type, and on the
+// machine of the freeze the same inode; a regular file also its size and
+// modification time (an O_PATH descriptor names a file, not its
+// contents: path.go). Anything else refuses the thaw with one line
+// naming the path and what changed; thaw --allow-changed goes on with a
+// warning line. freeze --carry-files puts the contents of the open
+// regular files in the image, so that a vanished one is made again
+// (carry.go). What no path leads to any more is made again when it has
+// no contents to lose: a deleted directory or device node (deleted.go);
+// a namespace is reopened from the thaw's own /proc/self/ns (ns.go).
 package files
