@@ -66,6 +66,9 @@ func TestKindOf(t *testing.T) {
 		{name: "directory", fd: 7, link: "/tmp/cf", mode: dir, kind: image.FileDir},
 		{name: "device", fd: 6, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
 		{name: "device on fd 0", fd: 0, link: "/dev/null", mode: chr, rdev: devNull, kind: image.FileDevice},
+		{name: "memfd", fd: 3, link: "/memfd:ring buffer (deleted)", mode: reg, flags: unix.O_RDWR, kind: FileMemfd},
+		{name: "unlinked file", fd: 4, link: "/tmp/cf/scratch (deleted)", mode: reg, flags: unix.O_RDWR, kind: FileUnlinked},
+		{name: "unlinked file on fd 0", fd: 0, link: "/tmp/cf/in (deleted)", mode: reg, kind: FileUnlinked},
 
 		// O_PATH: a path, whatever is there.
 		{name: "O_PATH of a file", fd: 4, link: "/tmp/cf/file", mode: reg, flags: unix.O_PATH, kind: FilePath},
@@ -297,7 +300,7 @@ func TestMain(m *testing.M) {
 
 // fdVictimMain runs script, a few shell-like commands separated by ";"
 // ($1, $2 are args): exec N>P, exec N<P, exec N<>P, exec N>&M,
-// echo WORD >&N, rm P, mkdir P, rmdir P, mkfifo P, mknod P (a char
+// echo WORD >&N, rm P, ln P Q, mkdir P, rmdir P, mkfifo P, mknod P (a char
 // device 1:3), symlink T P, opath N P, opathl N P (O_PATH|O_NOFOLLOW). Then it says "ready"
 // and waits for a line on stdin. It uses raw syscalls only, so that the
 // Go runtime opens no fd of its own (no poller).
@@ -321,6 +324,11 @@ func fdVictimMain(script string, args []string) int {
 		switch f[0] {
 		case "rm":
 			err = unix.Unlink(f[1])
+		case "ln":
+			if len(f) != 3 {
+				return fail(cmd, errors.New("cannot parse"))
+			}
+			err = unix.Link(f[1], f[2])
 		case "mkdir":
 			err = unix.Mkdir(f[1], 0o700)
 		case "rmdir":
@@ -561,13 +569,19 @@ func TestCollectFiles(t *testing.T) {
 func TestCollectFilesRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, script, err string
+		opts              DumpOptions
 	}{
-		{"deleted file", `exec 3>"$1/gone"; rm "$1/gone"`, "gone (deleted) (a regular file)"},
-		{"namespace of a child", `exec 5</proc/$2/ns/uts`, "fd 5 is the uts namespace uts:["},
+		{"namespace of a child", `exec 5</proc/$2/ns/uts`, "fd 5 is the uts namespace uts:[", DumpOptions{}},
+		{"deleted file, linked elsewhere", `exec 3>"$1/gone"; ln "$1/gone" "$1/other"; rm "$1/gone"`,
+			"gone (deleted), deleted there but still linked elsewhere (1 links)", DumpOptions{}},
+		// 17 bytes against a limit of 8.
+		{"unlinked file over the limit", `exec 3>"$1/big"; echo 0123456789abcdef >&3; rm "$1/big"`,
+			"big (deleted), 17 bytes of data: more than the 8 bytes freeze carries of one file (freeze --max-file-size raises the limit)",
+			DumpOptions{MaxBlob: 8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := fdVictim(t, tc.script, t.TempDir(), strconv.Itoa(otherUTS(t)))
-			d, err := Collect(cmd.Process.Pid, DumpOptions{})
+			d, err := Collect(cmd.Process.Pid, tc.opts)
 			if err == nil {
 				d.Close()
 				t.Fatalf("no error; files %+v", d.Table().Files)
@@ -884,5 +898,38 @@ func TestMakeNear(t *testing.T) {
 	}
 	if _, err := makeNear(filepath.Join(dir, "x"), func(string) error { return unix.EPERM }); !errors.Is(err, unix.EPERM) {
 		t.Errorf("makeNear with mknod refused: %v, want EPERM", err)
+	}
+}
+
+// An unlinked file's data extents: its holes are left out.
+func TestDataExtents(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ps := int64(os.Getpagesize())
+	for _, off := range []int64{0, 64 * ps, 64*ps + 3} {
+		if _, err := f.WriteAt([]byte("data"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := 200 * ps
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err := dataExtents(f, size, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int64{{0, ps}, {64 * ps, ps}}
+	if !reflect.DeepEqual(got, want) || total != 2*ps {
+		// A file system without SEEK_DATA reports it all as data.
+		if !reflect.DeepEqual(got, [][2]int64{{0, size}}) {
+			t.Errorf("extents %v (%d bytes), want %v", got, total, want)
+		}
+	}
+	if got, total, _ := dataExtents(f, size, false); !reflect.DeepEqual(got, [][2]int64{{0, size}}) || total != size {
+		t.Errorf("without holes: %v (%d), want all of it", got, total)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,20 @@ type Object struct {
 	Link string
 	// Fds are every number that points at it, sorted.
 	Fds []int
+	// mapping names an object no fd holds, taken from a mapping
+	// (Num is -1): "mapping 0x7f00-0x7f10".
+	mapping string
+	// private: Local is freeze's own description of the file, not the
+	// target's.
+	private bool
+}
+
+// where names o in messages: "fd 3", or the mapping it was found by.
+func (o *Object) where() string {
+	if o.Num < 0 {
+		return o.mapping
+	}
+	return "fd " + strconv.Itoa(o.Num)
 }
 
 // DumpOptions tune what freeze records of the files.
@@ -53,13 +68,13 @@ type Table struct {
 	Notes []string
 }
 
-// blob is bytes to write as a BLOB record: Data, or Size bytes of File
-// read from offset 0 when the image is written.
+// blob is bytes to write as a BLOB record: data, or the extents of file
+// (offset, length pairs), read when the image is written.
 type blob struct {
-	id   uint64
-	data []byte
-	file *os.File
-	size int64
+	id     uint64
+	data   []byte
+	file   *os.File
+	ranges [][2]int64
 }
 
 // Dumper collects the descriptor table of a stopped process.
@@ -216,8 +231,14 @@ func (d *Dumper) addBlob(data []byte) uint64 {
 // addFileBlob records the first size bytes of f as a BLOB record, read
 // when the image is written.
 func (d *Dumper) addFileBlob(f *os.File, size int64) uint64 {
+	return d.addRangesBlob(f, [][2]int64{{0, size}})
+}
+
+// addRangesBlob records the extents of f (offset, length pairs), one
+// after the other, as a BLOB record, read when the image is written.
+func (d *Dumper) addRangesBlob(f *os.File, ranges [][2]int64) uint64 {
 	id := uint64(len(d.blobs) + 1)
-	d.blobs = append(d.blobs, blob{id: id, file: f, size: size})
+	d.blobs = append(d.blobs, blob{id: id, file: f, ranges: ranges})
 	return id
 }
 
@@ -239,20 +260,30 @@ func (d *Dumper) WriteBlobs(w BlobWriter) error {
 			}
 			continue
 		}
-		for off := int64(0); off < b.size; {
-			n, err := b.file.ReadAt(buf[:min(int64(len(buf)), b.size-off)], off)
-			if n > 0 {
-				if werr := w.WriteBlob(b.id, buf[:n]); werr != nil {
-					return werr
-				}
-				off += int64(n)
+		for _, r := range b.ranges {
+			if err := writeRange(w, b, buf, r[0], r[0]+r[1]); err != nil {
+				return err
 			}
-			if err == io.EOF && off < b.size {
-				return fmt.Errorf("%s shrank to %d bytes while being frozen", b.file.Name(), off)
+		}
+	}
+	return nil
+}
+
+// writeRange writes bytes [off, end) of b's file to its blob.
+func writeRange(w BlobWriter, b blob, buf []byte, off, end int64) error {
+	for off < end {
+		n, err := b.file.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if n > 0 {
+			if werr := w.WriteBlob(b.id, buf[:n]); werr != nil {
+				return werr
 			}
-			if err != nil && err != io.EOF {
-				return fmt.Errorf("read %s: %w", b.file.Name(), err)
-			}
+			off += int64(n)
+		}
+		if err == io.EOF && off < end {
+			return fmt.Errorf("%s shrank to %d bytes while being frozen", b.file.Name(), off)
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read %s: %w", b.file.Name(), err)
 		}
 	}
 	return nil

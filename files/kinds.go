@@ -29,6 +29,8 @@ var kinds = []*kind{
 	&stdKind,
 	&pipeKind,
 	&nsKind,
+	&memfdKind,
+	&unlinkedKind,
 	&regKind,
 	&dirKind,
 	&deviceKind,

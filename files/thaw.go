@@ -94,6 +94,11 @@ type Restorer struct {
 	lates  []func() error // once every fd is in place in the stub
 	extra  []*os.File     // helper-side files to close at the end
 	state  map[image.FileKind]any
+	// objs are the memfds and deleted files rebuilt, by their identity
+	// at freeze, kept until MappingsDone (shmem.go).
+	objs map[shmemKey]*shmemObj
+	// mapFDs are the stub's descriptors of them for its mappings.
+	mapFDs map[mapKey]int
 }
 
 // Restore builds every File and puts it on its fds in the stub; blobs
@@ -103,6 +108,7 @@ func (r *Restorer) Restore(next func() (id, off uint64, data []byte, err error))
 	r.local, r.stub, r.state = map[int]*os.File{}, map[int]*os.File{}, map[image.FileKind]any{}
 	r.sinks = map[uint64]func(uint64, []byte) error{}
 	r.fds = map[int][]image.FD{}
+	r.objs, r.mapFDs = map[shmemKey]*shmemObj{}, map[mapKey]int{}
 	r.pidfd = -1
 	defer r.close()
 	for _, fd := range r.P.FDs {
@@ -172,9 +178,16 @@ func (r *Restorer) build() error {
 			return fmt.Errorf("--fd %s: the frozen process has no fd %d", h, h.Num)
 		}
 	}
+	// A file no fd holds is built when a mapping maps it.
+	mapped := map[int]bool{}
+	for _, v := range r.P.VMAs {
+		if v.Kind == image.VMASharedObject {
+			mapped[v.File] = true
+		}
+	}
 	for i := range r.P.Files {
 		f := &r.P.Files[i]
-		if len(r.fds[f.ID]) == 0 {
+		if len(r.fds[f.ID]) == 0 && !mapped[f.ID] {
 			continue
 		}
 		var lf *os.File
@@ -324,6 +337,9 @@ func (r *Restorer) place() error {
 				return err
 			}
 		}
+	}
+	if err := r.moveMapped(); err != nil {
+		return err
 	}
 	if _, err := r.T.Syscall("close the file channel", r.Sys.Close, uint64(ch)); err != nil {
 		return err

@@ -282,6 +282,10 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if f.files, err = files.Collect(pid, f.opts.Files); err != nil {
 		return nil, err
 	}
+	// Shared mappings of memfds and deleted files map files of the table.
+	if err := f.files.Mapped(vmas); err != nil {
+		return nil, err
+	}
 	ft := f.files.Table()
 	f.res.Notes = ft.Notes
 	p := &image.Process{

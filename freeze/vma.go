@@ -106,7 +106,12 @@ func classify(maps []proc.Mapping, st proc.Stat) ([]image.VMA, error) {
 			// its contents travel in the image.
 			v.Kind = image.VMAFilePrivate
 		case strings.HasSuffix(p, " (deleted)") || strings.HasPrefix(p, "/memfd:"):
-			return nil, fmt.Errorf("mapping %#x-%#x is a shared mapping of %s, which cannot be reopened: unsupported yet", m.Start, m.End, p)
+			// A memfd or an unlinked file: the files package carries
+			// the file (files.Dumper.Mapped) and names it in v.File.
+			v.Kind = image.VMASharedObject
+			if m.VmFlags["sh"] {
+				v.Flags |= image.VMAShared
+			}
 		default:
 			v.Kind = image.VMAFileShared
 		}

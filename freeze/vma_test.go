@@ -79,8 +79,10 @@ func TestClassify(t *testing.T) {
 		{"shadow stack", mapping(0x1000, 0x3000, "r--p", "", "rd mr me ss"), 0, 0, 0, "shadow stack"},
 		{"hugetlb", mapping(0x1000, 0x3000, "rw-p", "/anon_hugepage (deleted)", "rd wr mr mw me ht"), 0, 0, 0, "hugetlbfs"},
 		{"sysv", mapping(0x1000, 0x3000, "rw-s", "/SYSV00000000 (deleted)", "rd wr sh mr mw me ms"), 0, 0, 0, "System V"},
-		{"shared deleted", mapping(0x1000, 0x3000, "rw-s", "/tmp/x (deleted)", "rd wr sh mr mw me ms"), 0, 0, 0, "cannot be reopened"},
-		{"shared memfd", mapping(0x1000, 0x3000, "rw-s", "/memfd:ring", "rd wr sh mr mw me ms"), 0, 0, 0, "cannot be reopened"},
+		{"shared deleted", mapping(0x1000, 0x3000, "rw-s", "/tmp/x (deleted)", "rd wr sh mr mw me ms"), image.VMASharedObject, rw, image.VMAMayWrite | image.VMAShared, ""},
+		{"shared memfd", mapping(0x1000, 0x3000, "rw-s", "/memfd:ring (deleted)", "rd wr sh mr mw me ms"), image.VMASharedObject, rw, image.VMAMayWrite | image.VMAShared, ""},
+		{"shared memfd, sealed", mapping(0x1000, 0x3000, "r--s", "/memfd:ring (deleted)", "rd sh mr me ms"), image.VMASharedObject, ro, image.VMAShared, ""},
+		{"shared memfd, read-only fd", mapping(0x1000, 0x3000, "r--s", "/memfd:ring (deleted)", "rd mr me ms"), image.VMASharedObject, ro, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vmas, err := classify([]proc.Mapping{tc.m}, st)

@@ -50,6 +50,12 @@ const (
 	// dumped as data to restore, the thawing kernel's are moved into place.
 	VMAVDSO
 	VMAVVAR
+	// VMASharedObject is a MAP_SHARED mapping of a file that cannot be
+	// opened again by path: a memfd or an unlinked file. Its contents
+	// travel once, with the file (File names it in the file table, with
+	// or without fds on it); thaw builds the file once and maps it, so
+	// that the mapping and every fd on the file stay one object.
+	VMASharedObject
 )
 
 // VMA flags: what smaps' VmFlags say of a mapping that thaw must give it
@@ -72,6 +78,10 @@ const (
 	VMAAccount                        // ac: charged as committed memory (VM_ACCOUNT)
 	VMASequential                     // sr: MADV_SEQUENTIAL
 	VMARandom                         // rr: MADV_RANDOM
+	// VMAShared (sh: VM_SHARED) is recorded for VMASharedObject only:
+	// mapped from a descriptor open for writing. Without mw it is a
+	// memfd sealed against writes (the seal took VM_MAYWRITE away).
+	VMAShared
 )
 
 // VMA is one line of /proc/PID/maps with what thaw needs to rebuild it.
@@ -87,6 +97,8 @@ type VMA struct {
 	Path  string `json:"path"`
 	Dev   string `json:"dev"`
 	Inode uint64 `json:"inode"`
+	// File is, for VMASharedObject, the id of the File it maps.
+	File int `json:"file,omitempty"`
 	// Guards are the MADV_GUARD_INSTALL guard regions inside the VMA,
 	// as [start, end) address pairs.
 	Guards [][2]uint64 `json:"guards,omitempty"`

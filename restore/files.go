@@ -44,6 +44,7 @@ func (h *helper) restoreFDs() error {
 		return err
 	}
 	h.winch = r.Winch
+	h.files = r // its memfds and deleted files, for the mappings
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/proc"
@@ -77,6 +78,7 @@ type helper struct {
 	verbose bool
 	start   time.Time
 	winch   bool // restored onto a terminal: send SIGWINCH once running
+	files   *files.Restorer
 }
 
 func (h *helper) logf(format string, args ...any) {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/proc"
 	"github.com/cryo-project/cryo/ptrace"
@@ -143,10 +144,7 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 	as := &addrSpace{fileEnd: make([]uint64, len(h.p.VMAs)), unlocked: make([]bool, len(h.p.VMAs))}
 	for i := range h.p.VMAs {
 		v := &h.p.VMAs[i]
-		flags := uint64(unix.MAP_FIXED_NOREPLACE)
-		if v.Flags&image.VMANoReserve != 0 {
-			flags |= unix.MAP_NORESERVE
-		}
+		flags := mapFlags(v)
 		fd, off := ^uint64(0), uint64(0)
 		switch v.Kind {
 		case image.VMAVDSO, image.VMAVVAR:
@@ -177,6 +175,13 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 			}
 			flags |= unix.MAP_SHARED
 			off = v.Offset
+		case image.VMASharedObject:
+			if !files.MapAfterSeals(v) {
+				if err := h.mapObject(v, flags); err != nil {
+					return nil, err
+				}
+			}
+			continue
 		default:
 			return nil, fmt.Errorf("mapping %#x-%#x has unknown kind %d", v.Start, v.End, v.Kind)
 		}
@@ -188,7 +193,47 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 			return nil, err
 		}
 	}
+	if h.files != nil {
+		// The memfds get their seals once mapped (F_SEAL_FUTURE_WRITE
+		// would forbid a writable mapping made before it), but for the
+		// read-only mappings made after a write seal.
+		if err := h.files.Seal(); err != nil {
+			return nil, err
+		}
+		for i := range h.p.VMAs {
+			if v := &h.p.VMAs[i]; files.MapAfterSeals(v) {
+				if err := h.mapObject(v, mapFlags(v)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := h.files.MappingsDone(); err != nil {
+			return nil, err
+		}
+	}
 	return as, nil
+}
+
+// mapObject maps v (VMASharedObject) from the memfd or deleted file the
+// files package rebuilt: one object with the fds on it.
+func (h *helper) mapObject(v *image.VMA, flags uint64) error {
+	if h.files == nil {
+		return fmt.Errorf("map %#x-%#x %s: its file was not rebuilt", v.Start, v.End, v.Path)
+	}
+	n, err := h.files.MappingFD(v)
+	if err != nil {
+		return err
+	}
+	return h.mmap(v, flags|unix.MAP_SHARED, uint64(n), v.Offset)
+}
+
+// mapFlags are the mmap flags every mapping of v gets.
+func mapFlags(v *image.VMA) uint64 {
+	flags := uint64(unix.MAP_FIXED_NOREPLACE)
+	if v.Flags&image.VMANoReserve != 0 {
+		flags |= unix.MAP_NORESERVE
+	}
+	return flags
 }
 
 func (h *helper) mmap(v *image.VMA, flags, fd, off uint64) error {
