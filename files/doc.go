@@ -38,7 +38,10 @@
 // number the kernel gives a received file is never one a later file must
 // have. What must be done by the process itself (epoll_ctl, whose keys are
 // the process's fd numbers; POSIX locks, owned by the process) is
-// injected once every fd is in place.
+// injected once every fd is in place. A memfd or unlinked file that a
+// MAP_SHARED mapping maps is moved in once more, after the fds, on a
+// number of its own that the mapping is made from and that is closed
+// right after (shmem.go): the mapping and the fds are one object.
 //
 // The thaw's own descriptors are the stub's: fds 0-2 (and any other
 // number `--fd N=&M` names) are taken into the helper with pidfd_getfd,

@@ -933,3 +933,53 @@ func TestDataExtents(t *testing.T) {
 		t.Errorf("without holes: %v (%d), want all of it", got, total)
 	}
 }
+
+// An unlinked file is made again where it was and unlinked: under its
+// own name when free, else next to it, else, its directory gone, in the
+// nearest one still there (makeNear, as a deleted directory).
+func TestNewUnlinked(t *testing.T) {
+	r := &Restorer{P: &image.Process{}}
+	for _, tc := range []struct {
+		name, path string
+		taken      bool // a file of someone else's has the name now
+		own        bool // made under its own name
+	}{
+		{name: "name free", path: "scratch", own: true},
+		{name: "name taken", path: "log", taken: true},
+		{name: "directory gone", path: "gone/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, tc.path)
+			if tc.taken {
+				if err := os.WriteFile(path, []byte("new"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := r.newUnlinked(&image.File{Path: path + " (deleted)"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Nlink != 0 || st.Mode&0o777 != 0o600 {
+				t.Errorf("rebuilt file: nlink %d mode %o (%v), want unlinked, 0600", st.Nlink, st.Mode&0o777, err)
+			}
+			link, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+			if tc.own && link != path+" (deleted)" {
+				t.Errorf("/proc shows %q, want %q", link, path+" (deleted)")
+			}
+			if !tc.own && (filepath.Dir(link) != dir || !strings.HasPrefix(filepath.Base(link), "."+filepath.Base(path)+".cryo-")) {
+				t.Errorf("/proc shows %q, want a name of ours in %s", link, dir)
+			}
+			ents, _ := os.ReadDir(dir)
+			if tc.taken {
+				if b, err := os.ReadFile(path); err != nil || string(b) != "new" || len(ents) != 1 {
+					t.Errorf("the file now at the name: %q, %v, %d entries; want it untouched, alone", b, err, len(ents))
+				}
+			} else if len(ents) != 0 {
+				t.Errorf("entries left in the directory: %v", ents)
+			}
+		})
+	}
+}

@@ -117,6 +117,13 @@ func (h *helper) moveVDSO(stubMaps []proc.Mapping) error {
 //	shared file          the file, O_RDWR if    nothing: the file has the data
 //	                     it may be made
 //	                     writable ("mw")
+//	shared memfd or      the file the files     nothing: the files package put
+//	unlinked file        package rebuilt, one   the contents in once (BLOB
+//	                     object with its fds;   records)
+//	                     read-only fds for
+//	                     read-only mappings;
+//	                     after its seals for a
+//	                     write-sealed one
 //
 // with MAP_NORESERVE where the original had it ("nr") and MAP_GROWSDOWN
 // for a stack. Then the per-mapping settings (finishVMAs).
