@@ -182,3 +182,35 @@ func TestRefuseMorePrivileged(t *testing.T) {
 		})
 	}
 }
+
+// TestUnprivilegedShm: nobody freezes and thaws the shm victim. Its
+// memfd and unlinked file mapped with no fd left cannot be opened
+// through /proc/PID/map_files without privilege: freeze carries them as
+// the mappings show them, and says so.
+func TestUnprivilegedShm(t *testing.T) {
+	dir, bin := privDir(t, "shm")
+	home := userDir(t, dir)
+	p := startProc(t, "shm", bin["shm"], nil, asUser(nobody), inDir(home))
+	p.expect("ready")
+	if got := p.ask("check", "check "); got != "check ok" {
+		t.Fatalf("shm before the freeze: %s", got)
+	}
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(home, "shm.bin")
+	r := runToolWith(t, toolEnv{cred: nobody}, bin["freeze"], "-o", img, strconv.Itoa(p.pid()))
+	if r.code != 0 {
+		t.Fatalf("freeze as nobody failed:\n%s", r)
+	}
+	for _, want := range []string{"/memfd:orphan (deleted), which no fd holds, is carried as the mappings show it", "shm.gone (deleted), which no fd holds"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("freeze did not say %q:\n%s", want, r)
+		}
+	}
+	p.waitExit()
+	th := thaw(t, img, false, asUser(nobody), inDir(home))
+	if got := th.ask("check", "check "); got != "check ok" {
+		t.Errorf("shm after an unprivileged thaw: %s", got)
+	}
+	th.send("exit 0")
+	th.waitExit()
+}

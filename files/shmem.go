@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -27,7 +28,8 @@ import (
 // as the original's descriptor was), so that a write through any of them
 // is seen through all the others after thaw as before. A mapping whose
 // file no fd holds any more is carried the same way, read through
-// /proc/PID/map_files (which needs CAP_CHECKPOINT_RESTORE or root).
+// /proc/PID/map_files (which needs CAP_CHECKPOINT_RESTORE or root), or,
+// unprivileged, as the mappings show it (addWindows).
 //
 // An unlinked file is created again in its directory, under its own name
 // when that is free (/proc then shows the same "/dir/name (deletedSuffix)"),
@@ -236,7 +238,7 @@ func (d *Dumper) Mapped(vmas []image.VMA) error {
 		if v.File = d.shmemFile(dev, v.Inode); v.File != 0 {
 			continue
 		}
-		if v.File, err = d.addMapped(v); err != nil {
+		if v.File, err = d.addMapped(vmas, i); err != nil {
 			return err
 		}
 	}
@@ -254,14 +256,18 @@ func (d *Dumper) shmemFile(dev, ino uint64) int {
 	return 0
 }
 
-// addMapped carries the file of v, which no fd holds, as a File without
-// fds.
-func (d *Dumper) addMapped(v *image.VMA) (int, error) {
+// addMapped carries the file of vmas[i], which no fd holds, as a File
+// without fds: the whole file, opened through /proc/PID/map_files, or,
+// where that is not allowed, what its mappings show (addWindows).
+func (d *Dumper) addMapped(vmas []image.VMA, i int) (int, error) {
+	v := &vmas[i]
 	where := fmt.Sprintf("mapping %#x-%#x", v.Start, v.End)
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", d.Pid, v.Start, v.End), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return d.addWindows(vmas, i)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("%s is a shared mapping of %s, which no fd holds: reading it through /proc/PID/map_files needs root or CAP_CHECKPOINT_RESTORE (%v): unsupported without",
-			where, v.Path, err)
+		return 0, fmt.Errorf("%s is a shared mapping of %s, which no fd holds: open it through /proc/PID/map_files: %w", where, v.Path, err)
 	}
 	o := &Object{Num: -1, Local: os.NewFile(uintptr(fd), v.Path), Link: v.Path, mapping: where, private: true}
 	d.objs = append(d.objs, o) // Close closes its Local
@@ -291,6 +297,121 @@ func (d *Dumper) addMapped(v *image.VMA) (int, error) {
 		return 0, err
 	}
 	return f.ID, nil
+}
+
+// addWindows carries the file of vmas[i], which no fd holds, as the
+// process's mappings show it, for a freeze without the privilege to open
+// /proc/PID/map_files: the windows of the file that it maps (every
+// mapping of the same file), read through /proc/PID/mem. What no mapping
+// shows, the process cannot reach either. Its size is where the last
+// window ends (the pages a mapping has past the end of its file cannot be
+// read, and are left out), its mode memfd_create's or 0600, its seals
+// F_SEAL_WRITE when a mapping shows one (VmFlags sh without mw), else
+// none: without an fd the process cannot ask for any of them. Pages
+// never written read as zero, and reading them gives the original
+// memory for them (they are holes of the file until read).
+func (d *Dumper) addWindows(vmas []image.VMA, i int) (int, error) {
+	v := &vmas[i]
+	where := fmt.Sprintf("mapping %#x-%#x", v.Start, v.End)
+	dev, err := parseDev(v.Dev)
+	if err != nil {
+		return 0, err
+	}
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", d.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("%s (%s): %w", where, v.Path, err)
+	}
+	d.hold(mem)
+	type window struct{ addr, off, len int64 }
+	var ws []window
+	var idx []int
+	sealed := false
+	for j := i; j < len(vmas); j++ {
+		w := &vmas[j]
+		if w.Kind != image.VMASharedObject || w.Dev != v.Dev || w.Inode != v.Inode || w.File != 0 {
+			continue
+		}
+		n := readableLen(mem, int64(w.Start), int64(w.End-w.Start))
+		ws = append(ws, window{int64(w.Start), int64(w.Offset), n})
+		idx = append(idx, j)
+		sealed = sealed || (w.Flags&image.VMAShared != 0 && w.Flags&image.VMAMayWrite == 0 && w.Prot&unix.PROT_WRITE == 0)
+	}
+	sort.Slice(ws, func(a, b int) bool { return ws[a].off < ws[b].off })
+	// The file's extents, each read from the first window showing it.
+	var data, src [][2]int64
+	var end, total int64
+	for _, w := range ws {
+		s, e := max(w.off, end), w.off+w.len
+		if e <= s {
+			continue
+		}
+		data = append(data, [2]int64{s, e - s})
+		src = append(src, [2]int64{w.addr + s - w.off, e - s})
+		total += e - s
+		end = e
+	}
+	o := &Object{Num: -1, Link: v.Path, mapping: where}
+	o.Stat.Dev, o.Stat.Ino, o.Stat.Mode, o.Stat.Size = dev, v.Inode, unix.S_IFREG|0o600, end
+	k := &unlinkedKind
+	if isMemfd(v.Path, o.Stat.Mode) {
+		k, o.Stat.Mode = &memfdKind, unix.S_IFREG|0o777
+	}
+	if total > d.Opts.MaxBlob {
+		return 0, fmt.Errorf("%s is a shared mapping of %s, %s of data: more than the %s freeze carries of one file (freeze --max-file-size raises the limit)",
+			where, v.Path, byteSize(total), byteSize(d.Opts.MaxBlob))
+	}
+	p := shmemPayload{Data: data}
+	var pst unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d", d.Pid), &pst); err == nil {
+		p.Uid, p.Gid = pst.Uid, pst.Gid
+	}
+	if k == &memfdKind {
+		p.Name = strings.TrimSuffix(strings.TrimPrefix(v.Path, "/memfd:"), deletedSuffix)
+		if sealed {
+			p.Seals = unix.F_SEAL_WRITE
+		}
+	}
+	d.objs = append(d.objs, o)
+	d.t.Files = append(d.t.Files, image.File{
+		ID: len(d.t.Files) + 1, Kind: k.name, Path: v.Path, Flags: unix.O_RDWR,
+		Mode: o.Stat.Mode, Size: end, Dev: dev, Ino: v.Inode,
+	})
+	f := &d.t.Files[len(d.t.Files)-1]
+	if total > 0 {
+		f.Blob = d.addRangesBlob(mem, src)
+	}
+	if err := setPayload(f, &p); err != nil {
+		return 0, err
+	}
+	for _, j := range idx {
+		vmas[j].File = f.ID
+	}
+	d.Note("%s: the shared mapping of %s, which no fd holds, is carried as the mappings show it (opening the file through /proc/PID/map_files needs root)", where, v.Path)
+	return f.ID, nil
+}
+
+// readableLen returns how much of [addr, addr+n) of the process reads
+// through /proc/PID/mem, from the start: a mapping of a file past its end
+// cannot be read (the access would be SIGBUS).
+func readableLen(mem *os.File, addr, n int64) int64 {
+	ps := int64(os.Getpagesize())
+	var b [1]byte
+	ok := func(pg int64) bool { _, err := mem.ReadAt(b[:], addr+pg*ps); return err == nil }
+	pages := n / ps
+	if pages == 0 || ok(pages-1) {
+		return n
+	}
+	// The first page that cannot be read: the file ends before it.
+	lo, hi := int64(0), pages-1 // ok(hi) is false
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if ok(mid) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo * ps
 }
 
 // parseDev reads a maps device, "MAJ:MIN" in hex.
