@@ -127,6 +127,8 @@ var fdKindProof = map[image.FileKind]string{
 	files.FileNS:         "paths",    // fds 12, 13; TestThawOtherNamespace
 	files.FileDeletedDir: "paths",    // fd 10
 	files.FileDeletedDev: "paths",    // fd 33; TestThawDeletedNodeUnprivileged
+	files.FileMemfd:      "shm",      // TestOracle shm/pipes, TestUnprivilegedShm: memfds, sealed, mapped
+	files.FileUnlinked:   "shm",      // the same: an unlinked file with a hole, two descriptions, mapped
 }
 
 // Every kind of fd has a victim that proves it; a kind added without
