@@ -33,7 +33,10 @@
 //  4. chdir; descriptors (files.go): the thaw's std fds copied high, all
 //     of the stub's closed, each open file description of the image
 //     opened once (or taken from the std copies) and dup3'ed onto every
-//     fd that shared it; offsets; locks and leases taken again
+//     fd that shared it; offsets; locks and leases taken again. memfds
+//     and unlinked files are made again with their contents, once each;
+//     those a MAP_SHARED mapping maps are also moved in on spare fds
+//     for step 8
 //  5. restoreEarly (state.go): umask, rlimits, scheduling, affinity,
 //     ioprio, prctls, oom_score_adj, coredump_filter, loginuid, each only
 //     where it differs from the stub's   ─ a missing file, a lock held by
@@ -42,7 +45,9 @@
 //  6. munmap every stub mapping but the stub region and the vdso/vvar
 //  7. mremap vdso and vvar to the process's addresses, through a hole
 //     free in both layouts
-//  8. mmap every VMA at its address (MAP_FIXED_NOREPLACE); write the page
+//  8. mmap every VMA at its address (MAP_FIXED_NOREPLACE), a shared
+//     memfd or unlinked file from the spare fd of its file, which is then
+//     given its mode and seals and the spare fds closed; write the page
 //     records; protections, advice, locks and seals (mem.go)
 //  9. PR_SET_MM_MAP (brk, arg/env, auxv, exe), signal handlers,
 //     sigaltstack, tid address, robust list, rseq, name, pending signals
