@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -110,10 +111,12 @@ func (h *helper) moveVDSO(stubMaps []proc.Mapping) error {
 //	private file         MAP_PRIVATE of the     the same, only where they differ
 //	                     file when it is there  from the file; anonymous memory
 //	                     and big enough         when the file is not usable
-//	shared anonymous     MAP_SHARED|ANONYMOUS   process_vm_writev; read-only ones
-//	                                            are made writable for their pages
-//	                                            (no charge: shmem is charged at
-//	                                            creation) and protected back
+//	shared anonymous     MAP_SHARED|ANONYMOUS;  process_vm_writev; read-only ones
+//	                     one object mapped by   are made writable for their pages
+//	                     several (a split, a    (no charge: shmem is charged at
+//	                     second view): made     creation) and protected back
+//	                     once, each a view of
+//	                     it (mapSharedAnon)
 //	shared file          the file, O_RDWR if    nothing: the file has the data
 //	                     it may be made
 //	                     writable ("mw")
@@ -149,6 +152,7 @@ type addrSpace struct {
 // protection.
 func (h *helper) mapVMAs() (*addrSpace, error) {
 	as := &addrSpace{fileEnd: make([]uint64, len(h.p.VMAs)), unlocked: make([]bool, len(h.p.VMAs))}
+	shmem := sharedAnonObjects(h.p.VMAs)
 	for i := range h.p.VMAs {
 		v := &h.p.VMAs[i]
 		flags := mapFlags(v)
@@ -174,6 +178,14 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 			// the image's pages fill with the same contents.
 			flags |= unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 		case image.VMASharedAnon:
+			if obj := shmem[sharedAnonKey(v)]; len(obj) > 0 {
+				if obj[0] == i { // its first mapping: all of them
+					if err := h.mapSharedAnon(obj); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
 			flags |= unix.MAP_SHARED | unix.MAP_ANONYMOUS
 		case image.VMAFileShared:
 			var err error
@@ -219,6 +231,78 @@ func (h *helper) mapVMAs() (*addrSpace, error) {
 		}
 	}
 	return as, nil
+}
+
+// sharedAnonKey names the shmem object a shared anonymous mapping maps.
+func sharedAnonKey(v *image.VMA) string { return v.Dev + " " + strconv.FormatUint(v.Inode, 10) }
+
+// sharedAnonObjects finds the shared anonymous objects that more than a
+// plain MAP_SHARED|MAP_ANONYMOUS mapping would get wrong: those mapped by
+// several mappings (an mprotect split one, or mremap made a second view)
+// or from an offset other than 0. It returns their mappings' indexes, by
+// sharedAnonKey.
+func sharedAnonObjects(vmas []image.VMA) map[string][]int {
+	all := map[string][]int{}
+	for i := range vmas {
+		if v := &vmas[i]; v.Kind == image.VMASharedAnon && v.Inode != 0 {
+			all[sharedAnonKey(v)] = append(all[sharedAnonKey(v)], i)
+		}
+	}
+	for k, idx := range all {
+		if len(idx) == 1 && vmas[idx[0]].Offset == 0 {
+			delete(all, k)
+		}
+	}
+	return all
+}
+
+// mapSharedAnon makes one shared anonymous object for the mappings idx
+// (VMAs of one shmem inode): MAP_SHARED|MAP_ANONYMOUS as large as the
+// furthest of them reaches, in a hole of the frozen layout, from which
+// each is made a view at its own offset with mremap(old_size 0, which
+// makes a second mapping of the same shared pages, mm/mremap.c), and
+// given its protection; then the first one goes. /proc shows each with
+// its offset, and the pages are one: a write through one mapping is seen
+// through the others, as before.
+func (h *helper) mapSharedAnon(idx []int) error {
+	sys := h.host.Sys
+	var size uint64
+	used := []span{{h.stub, h.stub + stubRegionSize(h.ps)}}
+	for _, v := range h.p.VMAs {
+		used = append(used, span{v.Start, v.End})
+	}
+	for _, i := range idx {
+		v := &h.p.VMAs[i]
+		size = max(size, v.Offset+v.End-v.Start)
+	}
+	first := &h.p.VMAs[idx[0]]
+	tmp, ok := findHole(used, size, 1<<32, h.ps)
+	if !ok {
+		return fmt.Errorf("no room to make the shared memory of %#x-%#x", first.Start, first.End)
+	}
+	flags := mapFlags(first) | unix.MAP_SHARED | unix.MAP_ANONYMOUS
+	what := fmt.Sprintf("shared memory of %#x-%#x (%d mappings, %d bytes)", first.Start, first.End, len(idx), size)
+	if _, err := h.sys("mmap "+what, sys.Mmap, tmp, size, unix.PROT_READ|unix.PROT_WRITE, flags, ^uint64(0), 0); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		v := &h.p.VMAs[i]
+		got, err := h.sys(fmt.Sprintf("mremap %s to %#x", what, v.Start), sys.Mremap,
+			tmp+v.Offset, 0, v.End-v.Start, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start)
+		if err == nil && got != v.Start {
+			err = fmt.Errorf("mremap %s: placed at %#x, not %#x", what, got, v.Start)
+		}
+		if err != nil {
+			return err
+		}
+		if v.Prot != unix.PROT_READ|unix.PROT_WRITE {
+			if _, err := h.sys(fmt.Sprintf("mprotect %#x-%#x", v.Start, v.End), sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := h.sys("munmap the first view of "+what, sys.Munmap, tmp, size)
+	return err
 }
 
 // mapObject maps v (VMASharedObject) from the memfd or deleted file the

@@ -18,7 +18,9 @@
  *       fd closed: the mapping is its only reference
  *   V   shm.gone, a page, MAP_SHARED read-write (VMAP), its fd closed and
  *       its name removed: the mapping is its only reference
- *   A   MAP_SHARED|MAP_ANONYMOUS, 2 pages of data
+ *   A   MAP_SHARED|MAP_ANONYMOUS, 2 pages of data, its second page made
+ *       read-only (two mappings), and AALIAS: a second view of both
+ *       pages (mremap with old_size 0): one object
  *   F   shm.file (2 pages of a pattern), MAP_SHARED read-write, its fd
  *       closed: writes go to the file
  *
@@ -42,7 +44,7 @@
 
 static long ps;
 static int ufd, ufd2, mfd, sfd;
-static char *umap, *mmap_m, *mmap_m2, *smap, *omap, *vmap, *amap, *fmap;
+static char *umap, *mmap_m, *mmap_m2, *smap, *omap, *vmap, *amap, *aalias, *fmap;
 static const char uhead[] = "HEAD-unlinked", utail[] = "TAIL-unlinked";
 static const char mhead[] = "memfd-data", mtail[] = "memfd-page-2";
 static const char shead[] = "sealed-data", ohead[] = "orphan-data", vhead[] = "gone-data";
@@ -243,6 +245,15 @@ static void check(void)
 	/* A */
 	if (memcmp(amap, ahead, sizeof ahead - 1) != 0 || memcmp(amap + ps, ahead, sizeof ahead - 1) != 0)
 		fail(" shanon-content");
+	if (memcmp(aalias + ps, ahead, sizeof ahead - 1) != 0)
+		fail(" shanon-alias-content");
+	amap[100] = 'Q';
+	if (aalias[100] != 'Q')
+		fail(" shanon-alias");
+	amap[100] = 0;
+	char apath[256], bpath[256];
+	if (maps_inode(amap, apath, sizeof apath) != maps_inode(aalias, bpath, sizeof bpath))
+		fail(" shanon-alias-inode");
 
 	/* F */
 	int ffd = open("shm.file", O_RDONLY);
@@ -336,6 +347,11 @@ int main(void)
 		die("shared anonymous");
 	memcpy(amap, ahead, sizeof ahead - 1);
 	memcpy(amap + ps, ahead, sizeof ahead - 1);
+	if (mprotect(amap + ps, ps, PROT_READ) != 0) /* two mappings, one object */
+		die("shared anonymous mprotect");
+	aalias = mremap(amap, 0, 2 * ps, MREMAP_MAYMOVE);
+	if (aalias == MAP_FAILED)
+		die("shared anonymous alias");
 
 	/* F */
 	int ffd = open("shm.file", O_RDWR | O_CREAT | O_TRUNC, 0600);
