@@ -150,3 +150,22 @@ func TestFDKindsProved(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlinkedOverTheLimit: an unlinked file with more data than
+// --max-file-size fails the freeze by name, size and flag; the target
+// goes on as it was.
+func TestUnlinkedOverTheLimit(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	p := startProc(t, "shm", buildVictim(t, "shm"), nil, inDir(dir))
+	p.expect("ready")
+	waitInSyscall(t, p, sysRead)
+	out := filepath.Join(t.TempDir(), "img.bin")
+	// fd 3: a page of data at 0 and 113 bytes past 1 MiB, where the
+	// file ends (the hole between carries nothing): 4209 bytes.
+	freezeFails(t, filepath.Dir(out), []string{"--max-file-size", "4K", "-o", out, strconv.Itoa(p.pid())},
+		"fd 3 is "+filepath.Join(dir, "shm.unlinked")+" (deleted), 4209 bytes of data", "more than the 4 KiB", "--max-file-size")
+	if got := p.ask("check", "check "); got != "check ok" {
+		t.Errorf("shm after a refused freeze: %s", got)
+	}
+}

@@ -134,7 +134,7 @@ func dumpShmem(d *Dumper, o *Object, f *image.File) error {
 	}
 	if total > d.Opts.MaxBlob {
 		return fmt.Errorf("%s is %s, %s of data: more than the %s freeze carries of one file (freeze --max-file-size raises the limit)",
-			o.where(), o.Link, byteSize(total), byteSize(d.Opts.MaxBlob))
+			o.where(), o.Link, sizeName(total), sizeName(d.Opts.MaxBlob))
 	}
 	if total > 0 {
 		f.Blob = d.addRangesBlob(src, p.Data)
@@ -207,18 +207,6 @@ func dataExtents(f *os.File, size int64, holes bool) ([][2]int64, int64, error) 
 		off = end
 	}
 	return out, total, nil
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB (%d bytes)", float64(n)/(1<<20), n)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // Mapped names, in each VMASharedObject of vmas, the File it maps: the
@@ -358,7 +346,7 @@ func (d *Dumper) addWindows(vmas []image.VMA, i int) (int, error) {
 	}
 	if total > d.Opts.MaxBlob {
 		return 0, fmt.Errorf("%s is a shared mapping of %s, %s of data: more than the %s freeze carries of one file (freeze --max-file-size raises the limit)",
-			where, v.Path, byteSize(total), byteSize(d.Opts.MaxBlob))
+			where, v.Path, sizeName(total), sizeName(d.Opts.MaxBlob))
 	}
 	p := shmemPayload{Data: data}
 	var pst unix.Stat_t
