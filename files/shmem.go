@@ -31,9 +31,9 @@ import (
 // /proc/PID/map_files (which needs CAP_CHECKPOINT_RESTORE or root), or,
 // unprivileged, as the mappings show it (addWindows).
 //
-// An unlinked file is created again in its directory, under its own name
-// when that is free (/proc then shows the same "/dir/name (deletedSuffix)"),
-// else under a name of ours, and unlinked at once; its size is set
+// An unlinked file is made again where it was, as a deleted directory is
+// (makeNear, deleted.go: under its own name when that is free, so that
+// /proc shows the same "/dir/name (deleted)"), and unlinked at once; its size is set
 // first, so that holes stay holes; its mode and owner are given back
 // once every description is open (a file that is read-only for its owner
 // may still have been open read-write). A memfd is created with its name,
@@ -77,14 +77,13 @@ var memfdKind = kind{
 var unlinkedKind = kind{
 	name: FileUnlinked,
 	match: func(d *Dumper, o *Object) bool {
-		return o.Stat.Mode&unix.S_IFMT == unix.S_IFREG && strings.HasPrefix(o.Link, "/") &&
-			strings.HasSuffix(o.Link, deletedSuffix) && !isMemfd(o.Link, o.Stat.Mode) && o.Info.Flags&unix.O_PATH == 0
+		return o.Stat.Mode&unix.S_IFMT == unix.S_IFREG && deleted(o) && !isMemfd(o.Link, o.Stat.Mode) && o.Info.Flags&unix.O_PATH == 0
 	},
 	dump: dumpShmem,
 	open: openShmem,
 }
 
-// isMemfd tells a memfd by its /proc link: "/memfd:NAME (deletedSuffix)".
+// isMemfd tells a memfd by its /proc link: "/memfd:NAME (deleted)".
 func isMemfd(link string, mode uint32) bool {
 	return mode&unix.S_IFMT == unix.S_IFREG && strings.HasPrefix(link, "/memfd:") && strings.HasSuffix(link, deletedSuffix)
 }
@@ -421,7 +420,7 @@ type shmemObj struct {
 	kind image.FileKind
 	p    shmemPayload
 	mode uint32
-	what string // for messages: "fd 3 (/tmp/x (deletedSuffix))"
+	what string // for messages: "fd 3 (/tmp/x (deleted))"
 }
 
 // shmemWhere names f in messages: its lowest fd, or, mapped only, its
