@@ -240,11 +240,11 @@ func TestParseStat(t *testing.T) {
 	}{
 		{"numbered fields", numberedStat(52), Stat{State: 'S', PPid: 4, Flags: 9, NumThreads: 20,
 			StartCode: 26, EndCode: 27, StartStack: 28, StartData: 45, EndData: 46, StartBrk: 47,
-			ArgStart: 48, ArgEnd: 49, EnvStart: 50, EnvEnd: 51, Nice: -19, ExitCode: 52}},
+			ArgStart: 48, ArgEnd: 49, EnvStart: 50, EnvEnd: 51, Nice: -19, ExitCode: 52, TtyNr: 7}},
 		// A kernel before 3.5 stops at env_end (field 51): no exit code.
 		{"without exit_code", numberedStat(51), Stat{State: 'S', PPid: 4, Flags: 9, NumThreads: 20,
 			StartCode: 26, EndCode: 27, StartStack: 28, StartData: 45, EndData: 46, StartBrk: 47,
-			ArgStart: 48, ArgEnd: 49, EnvStart: 50, EnvEnd: 51, Nice: -19}},
+			ArgStart: 48, ArgEnd: 49, EnvStart: 50, EnvEnd: 51, Nice: -19, TtyNr: 7}},
 		{"sleep under nice -5",
 			" S 1 4296 28801 0 -1 4194560 222 0 1 0 0 0 0 0 15 -5 1 0 172207 2990080 414 18446744073709551615 94846908477440 94846908495369 140726655813072 0 0 0 0 6 0 1 0 0 17 0 0 0 0 0 0 94846908509456 94846908510720 94847484919808 140726655818440 140726655818448 140726655818448 140726655819753 0",
 			Stat{State: 'S', PPid: 1, Flags: 4194560, NumThreads: 1,
@@ -284,6 +284,7 @@ func TestParseStatMalformed(t *testing.T) {
 		{"empty", "", "has 2 fields"},
 		{"cut at field 50", numberedStat(50), "has 50 fields"},
 		{"ppid not a number", field(4, "x"), "field 4"},
+		{"tty_nr negative", field(7, "-1"), "field 7"},
 		{"flags negative", field(9, "-1"), "field 9"},
 		{"num_threads not a number", field(20, "one"), "field 20"},
 		{"nice not a number", field(19, "n"), "field 19"},

@@ -137,6 +137,10 @@ type Stat struct {
 	Nice                               int
 	// ExitCode is a zombie's wait status (field 52, Linux 3.5+).
 	ExitCode int
+	// TtyNr is the controlling terminal's device number, 0 for none
+	// (field 7, encoded as new_encode_dev: unix.Major and unix.Minor
+	// decode it).
+	TtyNr uint64
 }
 
 // ReadStat parses /proc/PID/stat (proc(5)).
@@ -172,6 +176,7 @@ func parseStat(pid int, rest string) (Stat, error) {
 	}
 	st.State = f[0][0]
 	st.PPid = int(field(4))
+	st.TtyNr = field(7)
 	st.Flags = field(9)
 	st.NumThreads = int(field(20))
 	st.StartCode, st.EndCode, st.StartStack = field(26), field(27), field(28)
