@@ -41,6 +41,11 @@ const (
 	startZombie startMode = "zombie"
 	// On a pseudo-terminal (stdin, stdout and stderr); thawed on another.
 	startTTY startMode = "tty"
+	// From Go with stdin, stdout and stderr pipes, in a session of its
+	// own whose controlling terminal is a pseudo-terminal, also on fd 3
+	// (a daemon-ish program started from a terminal with its stdio
+	// redirected); thawed the same way on another.
+	startCtty startMode = "ctty"
 )
 
 // oproc is one victim process under the oracle: what we started (the
@@ -187,6 +192,10 @@ func startVictim(t *testing.T, mode startMode, name, bin string, args []string, 
 		m, s := openPTY(t)
 		o.top = startProc(t, name, bin, args, withStdio(s), inDir(dir))
 		o.tty = m
+	case startCtty:
+		m, s := openPTY(t)
+		o.top = startProc(t, name, bin, args, withCtty(s), inDir(dir))
+		o.tty = m
 	default:
 		t.Fatalf("unknown start mode %q", mode)
 	}
@@ -217,6 +226,10 @@ func (s *oracleStdio) thawVictim(t *testing.T, name, img string, viaThaw bool) *
 	case startTTY:
 		m, slave := openPTY(t)
 		o.top = startProc(t, tag, prog, args, withStdio(slave), inDir(s.dir))
+		o.tty = m
+	case startCtty:
+		m, slave := openPTY(t)
+		o.top = startProc(t, tag, prog, args, withCtty(slave), inDir(s.dir))
 		o.tty = m
 	}
 	s.attach(t, o)

@@ -481,6 +481,39 @@ var expectedDiffs = []expectedDiff{
 		match: deletedInode,
 	},
 	{
+		what: "stat tty_nr: the controlling terminal",
+		reason: "a thaw is exec semantics: the process is in the thaw's session, and its controlling terminal " +
+			"is the thaw's (the harness gives the thaw one of the same kind); it had one, it has one",
+		match: func(key string, a, b procState) bool {
+			return key == "stat tty_nr" && a[key] != "0" && b[key] != "0"
+		},
+	},
+	{
+		what: "status NSpgid, NSsid, autogroup of a session leader",
+		reason: "a process that leads its session and process group (setsid) is thawed by a process that " +
+			"leads its own (exec semantics: the thaw's session); the ids are the pid in both, and setsid " +
+			"gives each session its own autogroup, whose nice must match",
+		match: func(key string, a, b procState) bool {
+			switch key {
+			case "status NSpgid", "status NSsid":
+				return a[key] == a["status Pid"] && b[key] == b["status Pid"]
+			case "autogroup":
+				_, na, oka := strings.Cut(a[key], " ")
+				_, nb, okb := strings.Cut(b[key], " ")
+				return oka && okb && na == nb && a["stat session"] == "self" && b["stat session"] == "self"
+			}
+			return false
+		},
+	},
+	{
+		what: "fd N, fd N info: a terminal beyond fds 0-2 that is the controlling terminal, or a pty slave whose " +
+			"master the process holds; the tty-index of a pty master",
+		reason: "the controlling terminal is the thaw's; a pty pair the process holds is made again as a new " +
+			"pair, whose number may differ (files/tty.go). The role must match (the same master's slave, " +
+			"or the controlling terminal), and the fdinfo but for the inode and the pty number",
+		match: terminalFd,
+	},
+	{
 		what:   "map ...: the inode of a shared-anonymous mapping (/dev/zero (deleted), SYSV)",
 		reason: "the kernel gives a re-created shared-anonymous mapping a new shmem inode; the rest of the line must match",
 		match:  sharedAnonInode,
@@ -583,17 +616,65 @@ func stdioFd(key string, a, b procState) bool {
 	if m[2] == "" {
 		return true // the target: the same kind
 	}
-	// fdinfo: all but the inode (and a terminal's index) must match.
-	strip := func(info string) string {
-		var keep []string
-		for _, p := range strings.Split(info, "; ") {
-			if !strings.HasPrefix(p, "ino:") && !strings.HasPrefix(p, "tty-index:") {
-				keep = append(keep, p)
+	return stripTerminalInfo(a[key]) == stripTerminalInfo(b[key])
+}
+
+// stripTerminalInfo is a terminal's fdinfo but for the inode and the pty
+// number (tty-index), which a new terminal may not share.
+func stripTerminalInfo(info string) string {
+	var keep []string
+	for _, p := range strings.Split(info, "; ") {
+		if !strings.HasPrefix(p, "ino:") && !strings.HasPrefix(p, "tty-index:") {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, "; ")
+}
+
+// terminalRole says what the terminal target of one of s's fds is to
+// the process: "ctty", "master", "slave of fd M" (the pty master the
+// process holds on fd M), or "".
+func terminalRole(s procState, target string) string {
+	if target == "/dev/ptmx" || target == "/dev/pts/ptmx" {
+		return "master"
+	}
+	num, ok := strings.CutPrefix(target, "/dev/pts/")
+	if !ok {
+		return ""
+	}
+	if nr, err := strconv.ParseUint(s["stat tty_nr"], 10, 64); err == nil && nr != 0 {
+		major, minor := (nr>>8)&0xfff, (nr&0xff)|((nr>>12)&0xfff00)
+		if major >= 136 && major <= 143 && strconv.FormatUint((major-136)*256+minor, 10) == num {
+			return "ctty"
+		}
+	}
+	for k, v := range s {
+		m := fdKeyRE.FindStringSubmatch(k)
+		if m == nil || m[2] != "" || (v != "/dev/ptmx" && v != "/dev/pts/ptmx") {
+			continue
+		}
+		for _, p := range strings.Split(s[k+" info"], "; ") {
+			if p == "tty-index: "+num {
+				return "slave of fd " + m[1]
 			}
 		}
-		return strings.Join(keep, "; ")
 	}
-	return strip(a[key]) == strip(b[key])
+	return ""
+}
+
+func terminalFd(key string, a, b procState) bool {
+	m := fdKeyRE.FindStringSubmatch(key)
+	if m == nil {
+		return false
+	}
+	ra, rb := terminalRole(a, a["fd "+m[1]]), terminalRole(b, b["fd "+m[1]])
+	if ra == "" || ra != rb {
+		return false
+	}
+	if m[2] == "" {
+		return true // the target: the same role
+	}
+	return stripTerminalInfo(a[key]) == stripTerminalInfo(b[key])
 }
 
 // objectInode returns the inode in a pipe:[N] or socket:[N] link.
@@ -1091,11 +1172,32 @@ func TestOracle(t *testing.T) {
 			},
 			prove: func(t *testing.T, o *oproc, known string) {
 				o.write("q")
-				if got := o.expect("icanon="); got != known || known != "icanon=0 echo=0 fd255=1" {
-					t.Errorf("terminal after thaw: %q, before %q, want icanon=0 echo=0 fd255=1", got, known)
+				if got := o.expect("icanon="); got != known || known != "icanon=0 echo=0 fd255=1 ro=1" {
+					t.Errorf("terminal after thaw: %q, before %q, want icanon=0 echo=0 fd255=1 ro=1", got, known)
 				}
 			},
 			finish: func(t *testing.T, o *oproc) { o.write("x"); o.top.waitExit() }},
+		{name: "ptys/pipes", victim: "ptys", args: []string{"pair"}, mode: startPipes, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string { return o.ask("check", "check ") },
+			prove: func(t *testing.T, o *oproc, known string) {
+				if got := o.ask("check", "check "); got != known || known != ptysPairCheck {
+					t.Errorf("pty pairs after thaw: %q, before %q, want %q", got, known, ptysPairCheck)
+				}
+			},
+			finish: exitWith(0)},
+		{name: "ptys/ctty", victim: "ptys", args: []string{"ctty"}, mode: startCtty, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string { return o.ask("check", "check ") },
+			prove: func(t *testing.T, o *oproc, known string) {
+				if got := o.ask("check", "check "); got != known || known != cttyCheck {
+					t.Errorf("controlling terminal after thaw: %q, before %q, want %q", got, known, cttyCheck)
+				}
+				o.send("read5")
+				o.tty.Write([]byte("hi\n"))
+				if got := o.expect("tty5 "); got != "tty5 hi" {
+					t.Errorf("read from /dev/tty after thaw: %q, want \"tty5 hi\"", got)
+				}
+			},
+			finish: exitWith(0)},
 		sleeperCase(),
 		{name: "counter/shell-log", victim: "counter", mode: startShellLog, stopped: true,
 			prepare: func(t *testing.T, o *oproc) string {

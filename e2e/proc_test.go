@@ -154,6 +154,10 @@ type procConfig struct {
 	stdio  *os.File   // all of stdin, stdout and stderr (a terminal)
 	files  []*os.File // fds 3 and up (exec.Cmd.ExtraFiles)
 	env    []string   // added to the environment
+	// setsid starts the process in a session of its own; with ctty,
+	// that terminal (its fd 3) is the session's controlling terminal.
+	setsid bool
+	ctty   *os.File
 }
 
 type procOpt func(*procConfig)
@@ -172,6 +176,16 @@ func withFiles(files []*os.File) procOpt { return func(c *procConfig) { c.files 
 
 // withEnv adds "K=V" variables to the process's environment.
 func withEnv(kv ...string) procOpt { return func(c *procConfig) { c.env = append(c.env, kv...) } }
+
+// withCtty starts the process in a new session whose controlling
+// terminal is tty, which is also its fd 3.
+func withCtty(tty *os.File) procOpt {
+	return func(c *procConfig) { c.setsid, c.ctty = true, tty }
+}
+
+// withSession starts the process in a new session, without a
+// controlling terminal.
+func withSession() procOpt { return func(c *procConfig) { c.setsid = true } }
 
 // inDir runs the process in dir.
 func inDir(dir string) procOpt { return func(c *procConfig) { c.dir = dir } }
@@ -193,13 +207,15 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	}
 	p := &proc{tb: tb, name: name, errs: newLineLog(), done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
-	if cfg.cred != nil {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred}
-	}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cfg.cred, Setsid: cfg.setsid}
 	p.cmd.Dir = cfg.dir
 	p.cmd.ExtraFiles = cfg.files
 	if cfg.env != nil {
 		p.cmd.Env = append(os.Environ(), cfg.env...)
+	}
+	if cfg.ctty != nil {
+		p.cmd.ExtraFiles = append([]*os.File{cfg.ctty}, cfg.files...)
+		p.cmd.SysProcAttr.Setctty, p.cmd.SysProcAttr.Ctty = true, 3
 	}
 
 	var childEnds []*os.File

@@ -47,6 +47,15 @@
 // number `--fd N=&M` names) are taken into the helper with pidfd_getfd,
 // then every fd of the stub but the channel is closed.
 //
+// # Terminals
+//
+// A terminal on 0-2 (or the same one higher up) is std.go's: the thaw's
+// own, opened again with the fd's access mode. Beyond them (tty.go): the
+// process's controlling terminal is connected to the thaw's; a pty pair
+// the process holds is made again as a new pair with its modes; a slave
+// whose master is outside is an external peer (hung up unless handed
+// in); any other terminal is refused by name.
+//
 // # External peers
 //
 // A pipe or socket whose other end is outside the process is never a

@@ -35,6 +35,8 @@ func TestKindOf(t *testing.T) {
 		pts0    = unix.Mkdev(136, 0)
 		pts300  = unix.Mkdev(137, 44) // /dev/pts/300
 		tty     = unix.Mkdev(5, 0)
+		ptmx    = unix.Mkdev(5, 2)
+		ttyS0   = unix.Mkdev(4, 64)
 		devNull = unix.Mkdev(1, 3)
 		sda     = unix.Mkdev(8, 0)
 	)
@@ -46,6 +48,7 @@ func TestKindOf(t *testing.T) {
 		rdev  uint64
 		flags uint32
 		std   bool // the same inode is on a std fd already
+		held  int  // the process holds the master of this pty (0: none)
 		kind  image.FileKind
 		err   string // in the error, when one is wanted
 	}{
@@ -83,12 +86,27 @@ func TestKindOf(t *testing.T) {
 		{name: "O_PATH of a deleted directory", fd: 10, link: "/tmp/cf/d (deleted)", mode: dir, flags: unix.O_PATH, kind: FileDeletedDir},
 		{name: "deleted device node", fd: 9, link: "/tmp/cf/null (deleted)", mode: chr, rdev: devNull, flags: unix.O_RDONLY, kind: FileDeletedDev},
 
+		// Terminals beyond 0-2 (tty.go tells their roles apart at dump).
+		{name: "/dev/tty on fd 5", fd: 5, link: "/dev/tty", mode: chr, rdev: tty, flags: unix.O_RDONLY, kind: FileTTY},
+		{name: "pts on fd 3, not on 0-2", fd: 3, link: "/dev/pts/0", mode: chr, rdev: pts0, kind: FileTTY},
+		{name: "pty master on fd 3", fd: 3, link: "/dev/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
+		{name: "pty master of a container's devpts", fd: 4, link: "/dev/pts/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
+		{name: "serial line on fd 4", fd: 4, link: "/dev/ttyS0", mode: chr, rdev: ttyS0, kind: FileTTY},
+		// A pty master, or a slave whose master the process holds, is
+		// the process's own pair even on 0-2.
+		{name: "pty master on fd 0", fd: 0, link: "/dev/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
+		{name: "pts on fd 1 whose master the process holds", fd: 1, link: "/dev/pts/300", mode: chr, rdev: pts300, held: 300, kind: FileTTY},
+		{name: "pts on fd 1, another pair's master held", fd: 1, link: "/dev/pts/0", mode: chr, rdev: pts0, held: 300, kind: image.FileStd},
+
 		{name: "block device", fd: 3, link: "/dev/sda", mode: blk, rdev: sda, err: "fd 3 is /dev/sda (a block device)"},
 		{name: "deleted block device", fd: 3, link: "/tmp/sda (deleted)", mode: blk, rdev: sda, err: "fd 3 is /tmp/sda (deleted) (a block device)"},
 		{name: "no namespace type", fd: 3, link: "foo:[4026531840]", mode: nsfs, err: "fd 3 is foo:[4026531840] (a regular file)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &Dumper{state: map[image.FileKind]any{}}
+			if tc.held != 0 {
+				d.state[ttyScanKey] = &ttyScan{masters: map[int]bool{tc.held: true}}
+			}
 			st := unix.Stat_t{Mode: tc.mode, Rdev: tc.rdev, Dev: 9, Ino: 99}
 			if tc.std {
 				d.t.Files = append(d.t.Files, image.File{ID: 1, Kind: image.FileStd, Std: 1, Dev: 9, Ino: 99})
@@ -981,5 +999,86 @@ func TestNewUnlinked(t *testing.T) {
 				t.Errorf("entries left in the directory: %v", ents)
 			}
 		})
+	}
+}
+
+// Terminals beyond 0-2 on a real process: a pty master alone (locked, as
+// ptmx makes it), a slave whose master is the test's (an external peer,
+// with a note), and a terminal that is neither (refused by name).
+func TestCollectTerminals(t *testing.T) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	defer m.Close()
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave := fmt.Sprintf("/dev/pts/%d", n)
+	cmd := fdVictim(t, `exec 3<>/dev/ptmx; exec 4<"$1"`, slave)
+	d, err := Collect(cmd.Process.Pid, DumpOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tab := d.Table()
+	if len(tab.Files) != 4 {
+		t.Fatalf("%d files, want 4: %+v", len(tab.Files), tab.Files)
+	}
+	var master, outside ttyPayload
+	for _, w := range []struct {
+		f *image.File
+		p *ttyPayload
+	}{{&tab.Files[2], &master}, {&tab.Files[3], &outside}} {
+		if w.f.Kind != FileTTY {
+			t.Fatalf("file %d (%s) is %q, want %q", w.f.ID, w.f.Path, w.f.Kind, FileTTY)
+		}
+		if err := getPayload(w.f, w.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if master.Role != ttyMaster || !master.Locked || master.SlaveClosed || master.Packet || master.Winsize == nil || len(master.Termios) != termiosSize {
+		t.Errorf("fd 3, a new ptmx: %+v; want a locked master with its modes", master)
+	}
+	if outside.Role != ttySlave || !outside.PeerOutside || outside.Pty != n || tab.Files[3].Flags&unix.O_ACCMODE != unix.O_RDONLY {
+		t.Errorf("fd 4, %s read-only: %+v (flags %#o); want a slave of pty %d, peer outside", slave, outside, tab.Files[3].Flags, n)
+	}
+	if len(tab.Notes) != 1 || !strings.Contains(tab.Notes[0], "fd 4: "+slave) || !strings.Contains(tab.Notes[0], "hung up") {
+		t.Errorf("notes %q, want one for fd 4 saying it is hung up", tab.Notes)
+	}
+
+	// Bytes the slave has not read: refused, the fd and the count named.
+	// (The slave is in canonical mode, where the kernel counts complete
+	// lines only: without the newline the four bytes would not be seen.)
+	if _, err := m.Write([]byte("abc\n")); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := Collect(cmd.Process.Pid, DumpOptions{}); err == nil {
+		d.Close()
+		t.Errorf("Collect of a slave with 4 bytes queued: no error")
+	} else if !strings.Contains(err.Error(), "fd 4 is "+slave+", holding 4 bytes of input") {
+		t.Errorf("error %q, want it to name fd 4 and its 4 bytes", err)
+	}
+
+	if _, err := os.Stat("/dev/console"); err != nil {
+		t.Logf("no /dev/console: %v", err)
+		return
+	}
+	if f, err := os.Open("/dev/console"); err != nil {
+		t.Logf("cannot open /dev/console: %v", err)
+		return
+	} else {
+		f.Close()
+	}
+	cmd = fdVictim(t, `exec 5</dev/console`)
+	if d, err := Collect(cmd.Process.Pid, DumpOptions{}); err == nil {
+		d.Close()
+		t.Errorf("Collect of /dev/console on fd 5: no error")
+	} else if !strings.Contains(err.Error(), "fd 5 is /dev/console (terminal 5:1)") {
+		t.Errorf("error %q, want it to name fd 5 and /dev/console", err)
 	}
 }

@@ -27,6 +27,7 @@ type kind struct {
 var kinds = []*kind{
 	&pathKind, // O_PATH of anything with a path, whatever its type
 	&stdKind,
+	&ttyKind,
 	&pipeKind,
 	&nsKind,
 	&memfdKind,

@@ -15,10 +15,19 @@ import (
 // thaw to the thawing process's own fd Std, as a program started there
 // would be. A terminal's modes (an editor's raw mode, a prompt's no-echo)
 // are the process's expectations and are set on the thawing terminal.
+//
+// When the thaw's fd is a terminal, the process gets a new open of it
+// with the access mode and status flags it had (a read-only terminal
+// stays read-only, its O_NONBLOCK is its own and not the thaw's shell's);
+// a terminal that cannot be opened again (another user's, TIOCEXCL) is
+// shared with the thaw as it is. A pipe or socket is shared as it is.
+//
+// Not std, even on 0-2: a pty master, and a slave whose master the
+// process holds (tty.go: the pair is the process's own).
 var stdKind = kind{
 	name: image.FileStd,
 	match: func(d *Dumper, o *Object) bool {
-		if !stdLike(&o.Stat) {
+		if !stdLike(&o.Stat) || isPtmx(o.Stat.Rdev) || d.heldSlave(&o.Stat) {
 			return false
 		}
 		return o.Num <= 2 || d.stdOf(&o.Stat) >= 0
@@ -48,6 +57,17 @@ var stdKind = kind{
 			}
 			r.Winch = r.Winch || set
 		}
+		if isTTY(lf) {
+			nf, err := reopenTerminal(lf, int(f.Flags&unix.O_ACCMODE))
+			if err == nil {
+				if err := setStatusFlags(nf, f.Flags); err != nil {
+					nf.Close()
+					return nil, fmt.Errorf("fd %d: %w", r.firstFD(f.ID), err)
+				}
+				return nf, nil
+			}
+			r.logf("fd %d: %v; sharing the thaw's fd %d as it is", r.firstFD(f.ID), err, f.Std)
+		}
 		// The same file may serve several Files (0 and 255): each
 		// gets its own descriptor, closed on its own.
 		dup, err := unix.FcntlInt(lf.Fd(), unix.F_DUPFD_CLOEXEC, 0)
@@ -75,6 +95,13 @@ func (d *Dumper) stdOf(st *unix.Stat_t) int {
 		}
 	}
 	return -1
+}
+
+// isTTY tells whether f is a terminal (a character device of a terminal
+// major), ptmx excepted.
+func isTTY(f *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && isTerminal(st.Rdev) && !isPtmx(st.Rdev)
 }
 
 func isTerminal(rdev uint64) bool {
