@@ -129,6 +129,7 @@ var fdKindProof = map[image.FileKind]string{
 	files.FileDeletedDev: "paths",    // fd 33; TestThawDeletedNodeUnprivileged
 	files.FileMemfd:      "shm",      // TestOracle shm/pipes, TestUnprivilegedShm: memfds, sealed, mapped
 	files.FileUnlinked:   "shm",      // the same: an unlinked file with a hole, two descriptions, mapped
+	files.FileTTY:        "ptys",     // TestOracle ptys/*, TestPtyPair, TestCttyBeyondStdio (rawtty: std terminals)
 }
 
 // Every kind of fd has a victim that proves it; a kind added without
