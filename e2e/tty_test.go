@@ -258,3 +258,32 @@ func TestPtySlaveOutside(t *testing.T) {
 	th.send("exit 0")
 	th.waitExit()
 }
+
+// TestTerminalThawOnDevTTY: the thaw's stdin is /dev/tty, read-write (its
+// controlling terminal, opened by name): the process's terminal on fd 0 is
+// /dev/tty opened again by the thawing process, read-only as it was (not
+// the thaw's read-write description), in raw mode.
+func TestTerminalThawOnDevTTY(t *testing.T) {
+	setup(t)
+	m, s := openPTY(t)
+	p := startProc(t, "rawtty", buildVictim(t, "rawtty"), nil, withStdio(s))
+	lines := ptyLines(m)
+	expectLine(t, lines, "ready")
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(t.TempDir(), "tty.bin")
+	freeze(t, "-o", img, strconv.Itoa(p.pid()))
+	p.waitExit()
+
+	m2, s2 := openPTY(t)
+	th := startProc(t, "bash: exec IMG 0<>/dev/tty", bashPath(t), []string{"-c", `exec "$0" 0<>/dev/tty 3<&-`, img}, withStdio(s2), withCtty(s2))
+	lines2 := ptyLines(m2)
+	m2.Write([]byte("q"))
+	expectLine(t, lines2, "icanon=0 echo=0 fd255=1 ro=1")
+	if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", th.pid())); err != nil || link != "/dev/tty" {
+		t.Errorf("the thawed fd 0 is %q (%v), want /dev/tty", link, err)
+	}
+	m2.Write([]byte("x"))
+	if st := th.waitExit(); st.ExitCode() != 0 {
+		t.Errorf("thawed rawtty: %v, want exit status 0", st)
+	}
+}

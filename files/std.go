@@ -58,7 +58,7 @@ var stdKind = kind{
 			r.Winch = r.Winch || set
 		}
 		if isTTY(lf) {
-			nf, err := reopenTerminal(lf, int(f.Flags&unix.O_ACCMODE))
+			nf, err := reopenStd(r, lf, int(f.Flags&unix.O_ACCMODE))
 			if err == nil {
 				if err := setStatusFlags(nf, f.Flags); err != nil {
 					nf.Close()
@@ -76,6 +76,17 @@ var stdKind = kind{
 		}
 		return os.NewFile(uintptr(dup), lf.Name()), nil
 	},
+}
+
+// reopenStd opens the thaw's terminal lf again with access mode acc. The
+// thaw's /dev/tty is opened by the thawing process itself: the helper has
+// no controlling terminal.
+func reopenStd(r *Restorer, lf *os.File, acc int) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(lf.Fd()), &st); err == nil && sameDev(st.Rdev, devTTY) {
+		return openInStub(r, "/dev/tty", acc|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC)
+	}
+	return reopenTerminal(lf, acc)
 }
 
 // stdLike tells whether st is what fds 0-2 connect a program to: a

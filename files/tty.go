@@ -26,8 +26,9 @@ import (
 //     /dev/tty fd is opened again as /dev/tty by the thawing process
 //     itself (an injected openat: only a process in the session can);
 //     another is a new open of whichever of the thaw's fds is its
-//     controlling terminal. A thaw without a controlling terminal fails,
-//     naming the fd (thaw --fd N=PATH hands one in).
+//     controlling terminal (/dev/tty when none is). A thaw without a
+//     controlling terminal fails, naming the fd (thaw --fd N=PATH hands
+//     one in).
 //
 //   - "master" and "slave": a pseudo-terminal pair the process holds
 //     (/dev/ptmx and /dev/pts/N, like script or a terminal emulator). The
@@ -44,7 +45,13 @@ import (
 //     process has read them. Not seen: a partial line typed into a slave
 //     in canonical mode (the kernel counts only complete lines), and
 //     input for a slave that is closed (asking would mean opening it,
-//     which changes the master); both are lost.
+//     which changes the master); both are lost. Nor carried: a packet-mode
+//     status byte not yet read (TIOCPKT_FLUSHWRITE...), output stopped by
+//     ^S (the new pair flows), the slave's foreground process group and
+//     session. Other processes that hold the old slave (its session, when
+//     it is someone's controlling terminal, is noted at freeze) keep the
+//     old pair; the new one is the thawed process's alone. A program that
+//     remembered the old slave's name (a string in its memory) keeps it.
 //
 //     A slave whose master is outside the process (and which is not its
 //     controlling terminal) is an external peer: the thaw gives it a new
@@ -212,6 +219,12 @@ func dumpTTY(d *Dumper, o *Object, f *image.File) error {
 		p = ttyPayload{Role: ttyMaster, Pty: idx}
 		if err := dumpPair(o, &p, fd); err != nil {
 			return err
+		}
+		// On a master, TIOCGSID answers for the slave: the session it
+		// is the controlling terminal of, if any.
+		if sid, err := unix.IoctlGetInt(fd, unix.TIOCGSID); err == nil && sid > 0 && !sameDev(s.ctty, unix.Mkdev(136+uint32(idx/256), uint32(idx%256))) {
+			d.Note("fd %d: the master of /dev/pts/%d, the controlling terminal of session %d outside the process: thaw gives the process a new pair of its own; that session keeps the old one",
+				o.Num, idx, sid)
 		}
 	case ptsIndex(rdev) >= 0 && (s.masters[ptsIndex(rdev)] || !sameDev(rdev, s.ctty)):
 		p = ttyPayload{Role: ttySlave, Pty: ptsIndex(rdev), PeerOutside: !s.masters[ptsIndex(rdev)]}
