@@ -102,12 +102,13 @@ func TestTerminal(t *testing.T) {
 	}
 }
 
-const ptysPairCheck = "check a.slave=1 a.raw=1 a.ws=1 a.talk=1 a.ro=1 b.lock=1 b.pkt=1 b.ws=1 c.hup=1"
+const ptysPairCheck = "check a.slave=1 a.raw=1 a.ws=1 a.talk=1 a.ro=1 a.excl=1 b.lock=1 b.pkt=1 b.ws=1 c.hup=1"
 
 // TestPtyPair: pseudo-terminal pairs the process holds both sides of
 // (script, a terminal emulator) come back as new pairs: ptsname names the
 // new slave and the slave fds are on it, with the slave's raw modes, the
-// window size, a second read-only slave description, a master left
+// window size, a second read-only slave description, the slave's
+// exclusive mode (TIOCEXCL, not the master's), a master left
 // locked in packet mode, and a master whose slave is closed (EIO); master
 // and slave still talk.
 func TestPtyPair(t *testing.T) {

@@ -4,7 +4,7 @@
  * "pair": pseudo-terminal pairs the process holds both sides of, as
  * script(1) or a terminal emulator does:
  *   A: master fd 3, slave fd 4 (raw modes, 33x101), the slave opened
- *      again read-only on fd 6;
+ *      again read-only on fd 6, then made exclusive (TIOCEXCL);
  *   B: master fd 5 alone, still locked, in packet mode, 24x80;
  *   C: master fd 7 whose slave was opened and closed (reads: EIO).
  *
@@ -13,7 +13,7 @@
  * asks for a password does, and turns echo off.
  *
  * Commands on stdin, one answer line on stdout:
- *   check  -> "check k=v ..." (pair: a.slave a.raw a.ws a.talk a.ro b.lock
+ *   check  -> "check k=v ..." (pair: a.slave a.raw a.ws a.talk a.ro a.excl b.lock
  *             b.pkt b.ws c.hup; ctty: tty5.ro tty5.dev tty5.pgrp tty5.sid
  *             fd3.sid echo), each 1 when it holds
  *   names  -> "names <ptsname of fd 3> <ptsname of fd 5>" (pair)
@@ -99,6 +99,8 @@ static void setup_pair(void)
 	if (tcsetattr(4, TCSANOW, &t) != 0)
 		fail(15, "tcsetattr");
 	setws(4, 33, 101);
+	if (ioctl(4, TIOCEXCL) != 0)
+		fail(17, "TIOCEXCL");
 	/* B */
 	newpt(5, 0);
 	int on = 1;
@@ -124,13 +126,16 @@ static void check_pair(void)
 		   write(4, "pong\n", 5) == 5 && readn(3, buf, 5) == 0 && memcmp(buf, "pong\n", 5) == 0;
 	int rofl = fcntl(6, F_GETFL);
 	int rdonly = rofl >= 0 && (rofl & O_ACCMODE) == O_RDONLY && write(6, "x", 1) < 0 && errno == EBADF;
+	int excl = -1, mexcl = -1;
+	ioctl(4, TIOCGEXCL, &excl);
+	ioctl(3, TIOCGEXCL, &mexcl);
 	int lck = -1, pkt = -1;
 	ioctl(5, TIOCGPTLCK, &lck);
 	ioctl(5, TIOCGPKT, &pkt);
 	struct pollfd p = {.fd = 7, .events = POLLIN};
 	int hup = poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
-	putf("check a.slave=%d a.raw=%d a.ws=%d a.talk=%d a.ro=%d b.lock=%d b.pkt=%d b.ws=%d c.hup=%d\n", slave, raw, ws,
-	     talk, rdonly, lck, pkt, isws(5, 24, 80), hup);
+	putf("check a.slave=%d a.raw=%d a.ws=%d a.talk=%d a.ro=%d a.excl=%d b.lock=%d b.pkt=%d b.ws=%d c.hup=%d\n", slave,
+	     raw, ws, talk, rdonly, excl == 1 && mexcl == 0, lck, pkt, isws(5, 24, 80), hup);
 }
 
 static void drain(void)
