@@ -220,44 +220,59 @@ func TestCttyBeyondStdio(t *testing.T) {
 // TestPtySlaveOutside: a pty slave on fd 3 whose master is another
 // process's (here the test's) is an external peer: freeze says what the
 // thaw does with it, and the thaw gives the process a new terminal that
-// is hung up: writes fail with EIO, reads end.
+// is hung up: writes fail with EIO, reads end. So is one whose master
+// had closed already (a daemon whose terminal window closed).
 func TestPtySlaveOutside(t *testing.T) {
 	setup(t)
-	_, s := openPTY(t)
-	p := startProc(t, "pipe", buildVictim(t, "pipe"), nil, withFiles([]*os.File{s}))
-	p.expect("ready")
-	waitInSyscall(t, p, sysRead)
-	img := filepath.Join(t.TempDir(), "slave.bin")
-	r := freeze(t, "-o", img, strconv.Itoa(p.pid()))
-	p.waitExit()
-	if out := r.stdout + r.stderr; !strings.Contains(out, "fd 3: "+s.Name()) || !strings.Contains(out, "hung up") {
-		t.Errorf("freeze should say fd 3 comes back hung up:\n%s", r)
-	}
+	for _, tc := range []struct {
+		name        string
+		closeMaster bool
+		note        string
+	}{
+		{"master open", false, "hung up (reads end"},
+		{"master closed", true, "hung up (its master closed)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, s := openPTY(t)
+			p := startProc(t, "pipe", buildVictim(t, "pipe"), nil, withFiles([]*os.File{s}))
+			p.expect("ready")
+			if tc.closeMaster {
+				m.Close()
+			}
+			waitInSyscall(t, p, sysRead)
+			img := filepath.Join(t.TempDir(), "slave.bin")
+			r := freeze(t, "-o", img, strconv.Itoa(p.pid()))
+			p.waitExit()
+			if out := r.stdout + r.stderr; !strings.Contains(out, "fd 3: "+s.Name()) || !strings.Contains(out, tc.note) {
+				t.Errorf("freeze should say fd 3 comes back %s:\n%s", tc.note, r)
+			}
 
-	th := thaw(t, img, false)
-	th.ask("hello", "got hello")
-	pidfd, err := unix.PidfdOpen(th.pid(), 0)
-	if err != nil {
-		t.Fatal(err)
+			th := thaw(t, img, false)
+			th.ask("hello", "got hello")
+			pidfd, err := unix.PidfdOpen(th.pid(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(pidfd)
+			fd, err := unix.PidfdGetfd(pidfd, 3, 0)
+			if err != nil {
+				t.Fatalf("the thawed process's fd 3: %v", err)
+			}
+			defer unix.Close(fd)
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) < 136 || unix.Major(st.Rdev) > 143 {
+				t.Errorf("the thawed process's fd 3: mode %#o rdev %d:%d (%v), want a pty slave", st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), err)
+			}
+			if _, err := unix.Write(fd, []byte("x")); err != unix.EIO {
+				t.Errorf("write to the thawed fd 3: %v, want EIO (hung up)", err)
+			}
+			if n, err := unix.Read(fd, make([]byte, 8)); n != 0 || err != nil {
+				t.Errorf("read from the thawed fd 3: %d, %v; want end of file (hung up)", n, err)
+			}
+			th.send("exit 0")
+			th.waitExit()
+		})
 	}
-	defer unix.Close(pidfd)
-	fd, err := unix.PidfdGetfd(pidfd, 3, 0)
-	if err != nil {
-		t.Fatalf("the thawed process's fd 3: %v", err)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) < 136 || unix.Major(st.Rdev) > 143 {
-		t.Errorf("the thawed process's fd 3: mode %#o rdev %d:%d (%v), want a pty slave", st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), err)
-	}
-	if _, err := unix.Write(fd, []byte("x")); err != unix.EIO {
-		t.Errorf("write to the thawed fd 3: %v, want EIO (hung up)", err)
-	}
-	if n, err := unix.Read(fd, make([]byte, 8)); n != 0 || err != nil {
-		t.Errorf("read from the thawed fd 3: %d, %v; want end of file (hung up)", n, err)
-	}
-	th.send("exit 0")
-	th.waitExit()
 }
 
 // TestTerminalThawOnDevTTY: the thaw's stdin is /dev/tty, read-write (its

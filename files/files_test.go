@@ -92,6 +92,8 @@ func TestKindOf(t *testing.T) {
 		{name: "pty master on fd 3", fd: 3, link: "/dev/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
 		{name: "pty master of a container's devpts", fd: 4, link: "/dev/pts/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
 		{name: "serial line on fd 4", fd: 4, link: "/dev/ttyS0", mode: chr, rdev: ttyS0, kind: FileTTY},
+		{name: "O_PATH of /dev/tty", fd: 6, link: "/dev/tty", mode: chr, rdev: tty, flags: unix.O_PATH, kind: FilePath},
+		{name: "pts whose master closed (its node is gone)", fd: 4, link: "/dev/pts/0 (deleted)", mode: chr, rdev: pts0, kind: FileTTY},
 		// A pty master, or a slave whose master the process holds, is
 		// the process's own pair even on 0-2.
 		{name: "pty master on fd 0", fd: 0, link: "/dev/ptmx", mode: chr, rdev: ptmx, kind: FileTTY},
@@ -1063,6 +1065,21 @@ func TestCollectTerminals(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "fd 4 is "+slave+", holding 4 bytes of input") {
 		t.Errorf("error %q, want it to name fd 4 and its 4 bytes", err)
 	}
+
+	// The master closed: the slave is hung up, carried as such.
+	m.Close()
+	d, err = Collect(cmd.Process.Pid, DumpOptions{})
+	if err != nil {
+		t.Fatalf("Collect of a hung-up terminal: %v", err)
+	}
+	tab = d.Table()
+	if err := getPayload(&tab.Files[3], &outside); err != nil {
+		t.Fatal(err)
+	}
+	if outside.Role != ttySlave || !outside.PeerOutside || len(tab.Notes) != 1 || !strings.Contains(tab.Notes[0], "hung up (its master closed)") {
+		t.Errorf("fd 4 hung up: %+v, notes %q; want a slave, peer outside, noted as hung up", outside, tab.Notes)
+	}
+	d.Close()
 
 	if _, err := os.Stat("/dev/console"); err != nil {
 		t.Logf("no /dev/console: %v", err)

@@ -56,7 +56,9 @@ import (
 //     A slave whose master is outside the process (and which is not its
 //     controlling terminal) is an external peer: the thaw gives it a new
 //     terminal whose master is gone, that is hung up (reads end, writes
-//     fail with EIO), unless thaw --fd hands one in; freeze says so. It is
+//     fail with EIO), unless thaw --fd hands one in; freeze says so. So
+//     is one already hung up (its master closed: a daemon whose terminal
+//     window closed), which answers no ioctl (its poll says POLLERR). It is
 //     never reopened at its old path: that number may be someone else's
 //     terminal by then.
 //
@@ -106,7 +108,7 @@ type ttyPayload struct {
 var ttyKind = kind{
 	name: FileTTY,
 	match: func(d *Dumper, o *Object) bool {
-		return o.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && isTerminal(o.Stat.Rdev)
+		return o.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && isTerminal(o.Stat.Rdev) && o.Info.Flags&unix.O_PATH == 0
 	},
 	dump: dumpTTY,
 	open: openTTY,
@@ -228,6 +230,12 @@ func dumpTTY(d *Dumper, o *Object, f *image.File) error {
 		}
 	case ptsIndex(rdev) >= 0 && (s.masters[ptsIndex(rdev)] || !sameDev(rdev, s.ctty)):
 		p = ttyPayload{Role: ttySlave, Pty: ptsIndex(rdev), PeerOutside: !s.masters[ptsIndex(rdev)]}
+		if p.PeerOutside && hungUp(fd) {
+			// Its master closed (a terminal window closed under a
+			// daemon): a hung-up terminal, which answers no ioctl.
+			d.Note("fd %d: %s, a terminal that is hung up (its master closed): thaw gives it a new terminal, hung up too", o.Num, o.Link)
+			return setPayload(f, &p)
+		}
 		if err := dumpPair(o, &p, fd); err != nil {
 			return err
 		}
@@ -260,6 +268,15 @@ func dumpTTY(d *Dumper, o *Object, f *image.File) error {
 		}
 	}
 	return setPayload(f, &p)
+}
+
+// hungUp tells whether the terminal fd is hung up (tty_vhangup): its
+// poll says POLLERR, which a live terminal's never does
+// (hung_up_tty_poll, n_tty_poll).
+func hungUp(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	_, err := unix.Poll(pfd, 0)
+	return err == nil && pfd[0].Revents&unix.POLLERR != 0
 }
 
 // dumpPair records a pty side's modes and refuses bytes it holds.
