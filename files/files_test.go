@@ -1076,7 +1076,7 @@ func TestCollectTerminals(t *testing.T) {
 	if err := getPayload(&tab.Files[3], &outside); err != nil {
 		t.Fatal(err)
 	}
-	if outside.Role != ttySlave || !outside.PeerOutside || len(tab.Notes) != 1 || !strings.Contains(tab.Notes[0], "hung up (its master closed)") {
+	if outside.Role != ttySlave || !outside.PeerOutside || len(tab.Notes) != 1 || !strings.Contains(tab.Notes[0], "a terminal that is hung up") {
 		t.Errorf("fd 4 hung up: %+v, notes %q; want a slave, peer outside, noted as hung up", outside, tab.Notes)
 	}
 	d.Close()

@@ -57,8 +57,9 @@ import (
 //     controlling terminal) is an external peer: the thaw gives it a new
 //     terminal whose master is gone, that is hung up (reads end, writes
 //     fail with EIO), unless thaw --fd hands one in; freeze says so. So
-//     is one already hung up (its master closed: a daemon whose terminal
-//     window closed), which answers no ioctl (its poll says POLLERR). It is
+//     is any terminal already hung up beyond 0-2 (its master closed: a
+//     daemon whose terminal window closed; /dev/tty of a session that
+//     ended), which answers no ioctl (its poll says POLLERR). It is
 //     never reopened at its old path: that number may be someone else's
 //     terminal by then.
 //
@@ -84,7 +85,8 @@ type winsize struct {
 
 type ttyPayload struct {
 	Role string `json:"role"`
-	// Pty is the number of the pair (master and slave: /dev/pts/Pty).
+	// Pty is the number of the pair (master and slave: /dev/pts/Pty);
+	// negative for a hung-up terminal (-1-fd: one pair each).
 	Pty int `json:"pty,omitempty"`
 	// DevTTY: a ctty opened as /dev/tty.
 	DevTTY bool `json:"dev_tty,omitempty"`
@@ -228,14 +230,15 @@ func dumpTTY(d *Dumper, o *Object, f *image.File) error {
 			d.Note("fd %d: the master of /dev/pts/%d, the controlling terminal of session %d outside the process: thaw gives the process a new pair of its own; that session keeps the old one",
 				o.Num, idx, sid)
 		}
+	case hungUp(fd):
+		// A terminal hung up (its pty master closed, a terminal window
+		// closed under a daemon; its session ended), which answers no
+		// ioctl: a new terminal, hung up too, is the same to the
+		// process.
+		p = ttyPayload{Role: ttySlave, Pty: -1 - o.Num, PeerOutside: true}
+		d.Note("fd %d: %s, a terminal that is hung up: thaw gives it a new terminal, hung up too", o.Num, o.Link)
 	case ptsIndex(rdev) >= 0 && (s.masters[ptsIndex(rdev)] || !sameDev(rdev, s.ctty)):
 		p = ttyPayload{Role: ttySlave, Pty: ptsIndex(rdev), PeerOutside: !s.masters[ptsIndex(rdev)]}
-		if p.PeerOutside && hungUp(fd) {
-			// Its master closed (a terminal window closed under a
-			// daemon): a hung-up terminal, which answers no ioctl.
-			d.Note("fd %d: %s, a terminal that is hung up (its master closed): thaw gives it a new terminal, hung up too", o.Num, o.Link)
-			return setPayload(f, &p)
-		}
 		if err := dumpPair(o, &p, fd); err != nil {
 			return err
 		}
