@@ -53,6 +53,9 @@ type DumpOptions struct {
 	// CarryFiles puts the contents of the regular files the process has
 	// open in the image too.
 	CarryFiles bool
+	// TCPEstablished is what is done with established TCP connections
+	// (tcp.go).
+	TCPEstablished TCPPolicy
 }
 
 // DefaultMaxBlob is the largest unlinked file freeze carries unless told.
@@ -91,6 +94,11 @@ type Dumper struct {
 	// state is each kind's own bookkeeping across objects (pipes by
 	// inode...), by kind.
 	state map[image.FileKind]any
+	// undo puts back what freeze changed on the target's files (a TCP
+	// connection in repair mode), for a target that goes on: Release.
+	undo []func() error
+	// gone: the target was killed; what undo would put back stays.
+	gone bool
 }
 
 // Collect records the descriptor table of pid, which must be stopped
@@ -289,9 +297,31 @@ func writeRange(w BlobWriter, b blob, buf []byte, off, end int64) error {
 	return nil
 }
 
-// Close lets go of freeze's copies of the target's files.
+// Release puts back what freeze changed on the target's files (it takes
+// its TCP connections out of repair mode): call it before the target
+// runs again, after a failed freeze or with --leave-running. Close does
+// it too unless TargetGone was called.
+func (d *Dumper) Release() error {
+	var errs []error
+	for i := len(d.undo) - 1; i >= 0; i-- {
+		errs = append(errs, d.undo[i]())
+	}
+	d.undo = nil
+	return errors.Join(errs...)
+}
+
+// TargetGone tells the Dumper that the target was killed: Close lets go
+// of its files as they are (a TCP connection left in repair mode closes
+// without a FIN or RST to its peer, which the thawed copy takes over).
+func (d *Dumper) TargetGone() { d.gone = true }
+
+// Close lets go of freeze's copies of the target's files, releasing
+// them first unless the target is gone.
 func (d *Dumper) Close() error {
 	var errs []error
+	if !d.gone {
+		errs = append(errs, d.Release())
+	}
 	for _, o := range d.objs {
 		if o.Local != nil {
 			errs = append(errs, o.Local.Close())

@@ -32,6 +32,7 @@ var kinds = []*kind{
 	&nsKind,
 	&memfdKind,
 	&unlinkedKind,
+	&inetKind,
 	&regKind,
 	&dirKind,
 	&deviceKind,

@@ -156,13 +156,20 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 
 	attached = false
 	if f.opts.LeaveRunning {
-		if err := f.release(); err != nil {
+		// Its files as they were (TCP connections out of repair
+		// mode) before it runs.
+		err := f.files.Release()
+		if err = errors.Join(err, f.release()); err != nil {
 			return nil, fmt.Errorf("image written, but letting pid %d go failed: %w", pid, err)
 		}
 	} else if err := f.end(); err != nil {
 		// The image is complete, but the original may run on next to
 		// it: say so, never report a plain success.
 		return nil, fmt.Errorf("image %s written, but ending pid %d failed: %w (the original may still be running)", f.opts.Output, pid, err)
+	} else {
+		// The copy takes its connections over: closed in repair mode,
+		// they send their peers nothing.
+		f.files.TargetGone()
 	}
 	f.res.Stopped = time.Since(stopAt)
 	f.logf("done, target stopped for %v", f.res.Stopped)

@@ -32,6 +32,7 @@ func main() {
 			&cli.BoolFlag{Name: "leave-running", Usage: "leave the process running after the freeze (a snapshot); default: it is killed once the image is on disk"},
 			&cli.BoolFlag{Name: "carry-files", Usage: "put the contents of the regular files the process has open in the image: thaw makes a missing one again, and refuses one whose contents differ"},
 			&cli.StringFlag{Name: "max-file-size", Value: "256M", Usage: "the largest file whose contents freeze puts in the image (a carried or deleted file), in bytes or with a K, M or G suffix (KiB, MiB, GiB)"},
+			&cli.StringFlag{Name: "tcp-established", Value: "auto", Usage: "what to do with established TCP connections: `POLICY` repair (carry them with TCP_REPAIR: needs CAP_NET_ADMIN at freeze and thaw), reset (the thawed process finds them reset and reconnects), refuse; auto: repair when possible, else refuse"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step with its timing"},
 		},
 		HideHelpCommand: true,
@@ -59,8 +60,12 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--max-file-size: %w", err)
 	}
+	tcp, err := files.ParseTCPPolicy(c.String("tcp-established"))
+	if err != nil {
+		return err
+	}
 	opts := freeze.Options{Pid: pid, Output: c.String("output"), LeaveRunning: c.Bool("leave-running"),
-		Files: files.DumpOptions{CarryFiles: c.Bool("carry-files"), MaxBlob: maxSize}}
+		Files: files.DumpOptions{CarryFiles: c.Bool("carry-files"), MaxBlob: maxSize, TCPEstablished: tcp}}
 	if c.Bool("verbose") {
 		opts.Log = os.Stderr
 	}
@@ -86,7 +91,7 @@ func reorder(args []string) []string {
 		return args
 	}
 	takesValue := map[string]bool{"-o": true, "--o": true, "-output": true, "--output": true,
-		"-max-file-size": true, "--max-file-size": true}
+		"-max-file-size": true, "--max-file-size": true, "-tcp-established": true, "--tcp-established": true}
 	var flags, pos []string
 	for i := 1; i < len(args); i++ {
 		a := args[i]
