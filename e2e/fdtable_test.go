@@ -130,6 +130,7 @@ var fdKindProof = map[image.FileKind]string{
 	files.FileMemfd:      "shm",      // TestOracle shm/pipes, TestUnprivilegedShm: memfds, sealed, mapped
 	files.FileUnlinked:   "shm",      // the same: an unlinked file with a hole, two descriptions, mapped
 	files.FileTTY:        "ptys",     // TestOracle ptys/*, TestPtyPair, TestCttyBeyondStdio (rawtty: std terminals)
+	files.FileInet:       "inet",     // TestOracle inet/pipes, inet/pair; tcpclient: TestTCPRepair, TestTCPUnprivileged
 }
 
 // Every kind of fd has a victim that proves it; a kind added without

@@ -299,3 +299,53 @@ func TestTCPUnprivileged(t *testing.T) {
 	th.send("exit 0")
 	th.waitExit()
 }
+
+// inetCase: TCP listeners (IPv4, IPv6) and UDP sockets (bound, connected)
+// with their options, through the oracle; the copy shows every socket's
+// address and options unchanged, accepts a connection on each listener
+// and exchanges datagrams.
+func inetCase() oracleCase {
+	return oracleCase{
+		name: "inet/pipes", victim: "inet", mode: startPipes, ready: expectReady,
+		prepare: func(t *testing.T, o *oproc) string { return o.ask("state", "state ") },
+		prove: func(t *testing.T, o *oproc, known string) {
+			if got := o.ask("state", "state "); got != known {
+				t.Errorf("sockets after thaw:\n  before %s\n  after  %s", known, got)
+			}
+			ports := strings.Fields(o.ask("ports", "ports "))
+			for i, l := range []struct{ network, host, cmd string }{{"tcp4", "127.0.0.1", "accept4"}, {"tcp6", "::1", "accept6"}} {
+				c, err := net.DialTimeout(l.network, net.JoinHostPort(l.host, ports[1+i]), lineTimeout)
+				if err != nil {
+					t.Fatalf("connect to the thawed listener: %v", err)
+				}
+				fmt.Fprintf(c, "hi %s\n", l.network)
+				if got := o.ask(l.cmd, "accepted "); got != "accepted hi "+l.network {
+					t.Errorf("%s: %q", l.cmd, got)
+				}
+				c.SetReadDeadline(time.Now().Add(lineTimeout))
+				if b, err := io.ReadAll(c); err != nil || string(b) != "ok hi "+l.network+"\n" {
+					t.Errorf("%s: the answer %q, %v", l.network, b, err)
+				}
+				c.Close()
+			}
+			if got := o.ask("udp", "udp "); got != "udp hi re:hi" {
+				t.Errorf("connected UDP: %q, want \"udp hi re:hi\"", got)
+			}
+			u, err := net.Dial("udp4", "127.0.0.1:"+ports[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			fmt.Fprint(u, "ping")
+			if got := o.ask("recvudp", "udp "); got != "udp ping" {
+				t.Errorf("recvudp: %q", got)
+			}
+			u.SetReadDeadline(time.Now().Add(lineTimeout))
+			b := make([]byte, 64)
+			if n, err := u.Read(b); err != nil || string(b[:n]) != "pong ping" {
+				t.Errorf("the UDP answer: %q, %v", b[:n], err)
+			}
+		},
+		finish: exitWith(0),
+	}
+}

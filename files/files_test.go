@@ -49,8 +49,11 @@ func TestKindOf(t *testing.T) {
 		flags uint32
 		std   bool // the same inode is on a std fd already
 		held  int  // the process holds the master of this pty (0: none)
-		kind  image.FileKind
-		err   string // in the error, when one is wanted
+		// sock, when set, is the domain, type and protocol of a real
+		// socket made for the row as its Local.
+		sock []int
+		kind image.FileKind
+		err  string // in the error, when one is wanted
 	}{
 		// Terminals, pipes and sockets on 0-2 are the thaw's own.
 		{name: "pipe on fd 0", fd: 0, link: "pipe:[94759]", mode: fifo, kind: image.FileStd},
@@ -100,6 +103,10 @@ func TestKindOf(t *testing.T) {
 		{name: "pts on fd 1 whose master the process holds", fd: 1, link: "/dev/pts/300", mode: chr, rdev: pts300, held: 300, kind: FileTTY},
 		{name: "pts on fd 1, another pair's master held", fd: 1, link: "/dev/pts/0", mode: chr, rdev: pts0, held: 300, kind: image.FileStd},
 
+		{name: "TCP socket", fd: 3, link: "socket:[7]", mode: sock, sock: []int{unix.AF_INET, unix.SOCK_STREAM, 0}, kind: FileInet},
+		{name: "UDP IPv6 socket", fd: 9, link: "socket:[7]", mode: sock, sock: []int{unix.AF_INET6, unix.SOCK_DGRAM, 0}, kind: FileInet},
+		{name: "TCP socket on fd 1", fd: 1, link: "socket:[7]", mode: sock, sock: []int{unix.AF_INET, unix.SOCK_STREAM, 0}, kind: image.FileStd},
+
 		{name: "block device", fd: 3, link: "/dev/sda", mode: blk, rdev: sda, err: "fd 3 is /dev/sda (a block device)"},
 		{name: "deleted block device", fd: 3, link: "/tmp/sda (deleted)", mode: blk, rdev: sda, err: "fd 3 is /tmp/sda (deleted) (a block device)"},
 		{name: "no namespace type", fd: 3, link: "foo:[4026531840]", mode: nsfs, err: "fd 3 is foo:[4026531840] (a regular file)"},
@@ -114,6 +121,14 @@ func TestKindOf(t *testing.T) {
 				d.t.Files = append(d.t.Files, image.File{ID: 1, Kind: image.FileStd, Std: 1, Dev: 9, Ino: 99})
 			}
 			o := &Object{Num: tc.fd, Link: tc.link, Stat: st, Info: proc.FDInfo{Flags: tc.flags}}
+			if tc.sock != nil {
+				fd, err := unix.Socket(tc.sock[0], tc.sock[1]|unix.SOCK_CLOEXEC, tc.sock[2])
+				if err != nil {
+					t.Fatalf("socket: %v", err)
+				}
+				o.Local = os.NewFile(uintptr(fd), tc.link)
+				defer o.Local.Close()
+			}
 			k, err := d.kindOf(o)
 			if tc.err != "" {
 				if err == nil {

@@ -1,0 +1,59 @@
+package files
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestInetQueues: sock_diag gives a listener's backlog and the
+// connections waiting in its accept queue.
+func TestInetQueues(t *testing.T) {
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 5); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(ln, &st); err != nil {
+		t.Fatal(err)
+	}
+	const listen = 1 << unix.BPF_TCP_LISTEN
+	rq, wq, found, err := inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino)
+	if err != nil || !found || rq != 0 || wq != 5 {
+		t.Fatalf("listener: rq %d wq %d found %v err %v, want 0, 5, true", rq, wq, found, err)
+	}
+	sa, _ := unix.Getsockname(ln)
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(c)
+	if err := unix.Connect(c, sa); err != nil {
+		t.Fatal(err)
+	}
+	rq, _, _, err = inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino)
+	if err != nil || rq != 1 {
+		t.Errorf("one connection waiting: rq %d, err %v", rq, err)
+	}
+	if _, _, found, _ := inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino+1<<40); found {
+		t.Error("found a socket by an inode no socket has")
+	}
+}
+
+func TestParseTCPPolicy(t *testing.T) {
+	for in, want := range map[string]TCPPolicy{"": TCPAuto, "auto": TCPAuto, "repair": TCPRepair, "reset": TCPReset, "refuse": TCPRefuse} {
+		if got, err := ParseTCPPolicy(in); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseTCPPolicy("drop"); err == nil {
+		t.Error("drop: no error")
+	}
+}
