@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,49 +306,160 @@ func TestTCPUnprivileged(t *testing.T) {
 // inetCase: TCP listeners (IPv4, IPv6) and UDP sockets (bound, connected)
 // with their options, through the oracle; the copy shows every socket's
 // address and options unchanged, accepts a connection on each listener
-// and exchanges datagrams.
-func inetCase() oracleCase {
-	return oracleCase{
-		name: "inet/pipes", victim: "inet", mode: startPipes, ready: expectReady,
-		prepare: func(t *testing.T, o *oproc) string { return o.ask("state", "state ") },
-		prove: func(t *testing.T, o *oproc, known string) {
-			if got := o.ask("state", "state "); got != known {
-				t.Errorf("sockets after thaw:\n  before %s\n  after  %s", known, got)
+// and exchanges datagrams. With pair, the victim also holds both ends of
+// an established connection on its listener's port, with a line in
+// flight each way (TCP_REPAIR: it needs CAP_NET_ADMIN).
+func inetCase(pair bool) oracleCase {
+	c := oracleCase{name: "inet/pipes", victim: "inet", mode: startPipes, ready: expectReady}
+	if pair {
+		c.name, c.args = "inet/pair", []string{"pair"}
+	}
+	c.prepare = func(t *testing.T, o *oproc) string { return o.ask("state", "state ") }
+	c.finish = exitWith(0)
+	c.prove = func(t *testing.T, o *oproc, known string) {
+		if pair {
+			if got := o.ask("talk", "talk "); got != "talk from 8 | from 9 | again 8 | again 9" {
+				t.Errorf("the connection inside the process after thaw: %q", got)
 			}
-			ports := strings.Fields(o.ask("ports", "ports "))
-			for i, l := range []struct{ network, host, cmd string }{{"tcp4", "127.0.0.1", "accept4"}, {"tcp6", "::1", "accept6"}} {
-				c, err := net.DialTimeout(l.network, net.JoinHostPort(l.host, ports[1+i]), lineTimeout)
-				if err != nil {
-					t.Fatalf("connect to the thawed listener: %v", err)
-				}
-				fmt.Fprintf(c, "hi %s\n", l.network)
-				if got := o.ask(l.cmd, "accepted "); got != "accepted hi "+l.network {
-					t.Errorf("%s: %q", l.cmd, got)
-				}
-				c.SetReadDeadline(time.Now().Add(lineTimeout))
-				if b, err := io.ReadAll(c); err != nil || string(b) != "ok hi "+l.network+"\n" {
-					t.Errorf("%s: the answer %q, %v", l.network, b, err)
-				}
-				c.Close()
-			}
-			if got := o.ask("udp", "udp "); got != "udp hi re:hi" {
-				t.Errorf("connected UDP: %q, want \"udp hi re:hi\"", got)
-			}
-			u, err := net.Dial("udp4", "127.0.0.1:"+ports[3])
+		}
+		if got := o.ask("state", "state "); got != known {
+			t.Errorf("sockets after thaw:\n  before %s\n  after  %s", known, got)
+		}
+		ports := strings.Fields(o.ask("ports", "ports "))
+		for i, l := range []struct{ network, host, cmd string }{{"tcp4", "127.0.0.1", "accept4"}, {"tcp6", "::1", "accept6"}} {
+			c, err := net.DialTimeout(l.network, net.JoinHostPort(l.host, ports[1+i]), lineTimeout)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("connect to the thawed listener: %v", err)
 			}
-			defer u.Close()
-			fmt.Fprint(u, "ping")
-			if got := o.ask("recvudp", "udp "); got != "udp ping" {
-				t.Errorf("recvudp: %q", got)
+			fmt.Fprintf(c, "hi %s\n", l.network)
+			if got := o.ask(l.cmd, "accepted "); got != "accepted hi "+l.network {
+				t.Errorf("%s: %q", l.cmd, got)
 			}
-			u.SetReadDeadline(time.Now().Add(lineTimeout))
-			b := make([]byte, 64)
-			if n, err := u.Read(b); err != nil || string(b[:n]) != "pong ping" {
-				t.Errorf("the UDP answer: %q, %v", b[:n], err)
+			c.SetReadDeadline(time.Now().Add(lineTimeout))
+			if b, err := io.ReadAll(c); err != nil || string(b) != "ok hi "+l.network+"\n" {
+				t.Errorf("%s: the answer %q, %v", l.network, b, err)
 			}
-		},
-		finish: exitWith(0),
+			c.Close()
+		}
+		if got := o.ask("udp", "udp "); got != "udp hi re:hi" {
+			t.Errorf("connected UDP: %q, want \"udp hi re:hi\"", got)
+		}
+		u, err := net.Dial("udp4", "127.0.0.1:"+ports[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		fmt.Fprint(u, "ping")
+		if got := o.ask("recvudp", "udp "); got != "udp ping" {
+			t.Errorf("recvudp: %q", got)
+		}
+		u.SetReadDeadline(time.Now().Add(lineTimeout))
+		b := make([]byte, 64)
+		if n, err := u.Read(b); err != nil || string(b[:n]) != "pong ping" {
+			t.Errorf("the UDP answer: %q, %v", b[:n], err)
+		}
+	}
+	return c
+}
+
+// TestPythonHTTPServer: a real server, `python3 -m http.server` on
+// 127.0.0.1, frozen and thawed twice, answers HTTP on the same port
+// after each thaw.
+func TestPythonHTTPServer(t *testing.T) {
+	setup(t)
+	py := pythonPath(t)
+	t.Cleanup(func() { checkNoStrays(t) })
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.txt"), []byte("frozen and thawed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cur := startProc(t, "python3 -m http.server", py, []string{"-m", "http.server", port, "--bind", "127.0.0.1"}, inDir(dir))
+	get := func(what string, wait bool) {
+		t.Helper()
+		deadline := time.Now().Add(lineTimeout)
+		for {
+			body, err := httpGet("127.0.0.1:" + port)
+			if err == nil && body == "frozen and thawed\n" {
+				return
+			}
+			if !wait || time.Now().After(deadline) {
+				t.Fatalf("%s: GET /index.txt: %q, %v\n%s", what, body, err, cur.diag())
+			}
+			time.Sleep(20 * time.Millisecond) // the server starting, bounded above
+		}
+	}
+	get("python before the freeze", true)
+	for cycle := 1; cycle <= 2; cycle++ {
+		waitThreads(t, cur.pid(), 1)
+		img := filepath.Join(dir, fmt.Sprintf("py%d.bin", cycle))
+		freeze(t, "-o", img, strconv.Itoa(cur.pid()))
+		cur.waitExit()
+		cur = thaw(t, img, cycle == 1)
+		get(fmt.Sprintf("cycle %d, thawed", cycle), true) // the thaw binds the port once it has the fds ready
+		get(fmt.Sprintf("cycle %d, thawed, again", cycle), false)
+	}
+	cur.kill()
+}
+
+// pythonPath is the python3 interpreter itself (not a pyenv shim, which
+// would be frozen instead of python). It is required on amd64 (.ci/run
+// installs it); the arm64 test system has none.
+func pythonPath(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		if runtime.GOARCH == "arm64" {
+			t.Skip("no python3 on this arm64 system")
+		}
+		skipOrFail(t, "python3 not installed: %v", err)
+	}
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatalf("python3 -c sys.executable: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// freePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// httpGet fetches /index.txt from addr, on a new connection.
+func httpGet(addr string) (string, error) {
+	c := http.Client{Timeout: lineTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/index.txt")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// waitThreads waits until pid has n threads (python's server answers
+// each request on a thread of its own, which ends after it).
+func waitThreads(t *testing.T, pid, n int) {
+	t.Helper()
+	deadline := time.Now().Add(lineTimeout)
+	for {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d has %d threads, want %d", pid, len(ents), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling /proc, bounded above
 	}
 }

@@ -1202,7 +1202,8 @@ func TestOracle(t *testing.T) {
 			},
 			finish: exitWith(0)},
 		sleeperCase(),
-		inetCase(),
+		inetCase(false),
+		inetCase(true),
 		{name: "counter/shell-log", victim: "counter", mode: startShellLog, stopped: true,
 			prepare: func(t *testing.T, o *oproc) string {
 				for i := 0; i < 20; i++ { // 20 more lines in the log
@@ -1298,6 +1299,9 @@ func TestOracle(t *testing.T) {
 			bin := buildVictim(t, c.victim)
 			if c.victim == "regs" {
 				requireAMD64(t)
+			}
+			if c.name == "inet/pair" {
+				requireNetAdmin(t)
 			}
 			oracleCycles(t, c, bin)
 		})

@@ -12,7 +12,12 @@
 // read queued bytes without consuming them (tee(2) for pipes, MSG_PEEK
 // with SO_PEEK_OFF for sockets). No syscall is injected for that, and the
 // target sees nothing: freeze holds its copies until the image is written
-// and then closes them.
+// and then closes them. The one exception is an established TCP
+// connection (tcp.go), which is read in repair mode: the Dumper keeps
+// how to undo that, and Release undoes it before the target runs again
+// (a failed freeze, --leave-running); once the target is killed
+// (TargetGone) the copy is closed still in repair mode, silently, and the
+// thawed process takes the connection over.
 //
 // fds that share an open file description (dup, fork, `>log 2>&1`) are
 // found with kcmp(KCMP_FILE) and recorded as one image.File with several

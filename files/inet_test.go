@@ -57,3 +57,42 @@ func TestParseTCPPolicy(t *testing.T) {
 		t.Error("drop: no error")
 	}
 }
+
+// TestDropAll: the filter freeze puts on a connection it reads drops
+// every packet, and is seen (and removed) as a filter.
+func TestDropAll(t *testing.T) {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	if err := unix.Bind(s, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(s)
+	if n, err := filterLen(s); err != nil || n != 0 {
+		t.Fatalf("a new socket's filter: %d instructions, %v", n, err)
+	}
+	if err := attachDropAll(s); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := filterLen(s); err != nil || n != len(dropAll) {
+		t.Errorf("filter: %d instructions, %v; want %d", n, err, len(dropAll))
+	}
+	buf := make([]byte, 8)
+	if err := unix.Sendto(s, []byte("x"), 0, sa); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := unix.Recvfrom(s, buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("with the filter, recv: %v, want EAGAIN (dropped)", err)
+	}
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendto(s, []byte("y"), 0, sa); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := unix.Recvfrom(s, buf, unix.MSG_DONTWAIT); err != nil || string(buf[:n]) != "y" {
+		t.Errorf("without the filter: %q, %v", buf[:n], err)
+	}
+}

@@ -11,6 +11,14 @@
  *   fd 6  UDP socket connected to fd 5 (its own port picked by the kernel)
  *   fd 7  TCP socket, neither bound nor connected: TCP_NODELAY, SO_SNDTIMEO
  *
+ * With the argument "pair", also an established connection inside the
+ * process (carried with TCP_REPAIR), on the listener's port:
+ *   fd 8  a client connected to fd 3, fd 9 the connection fd 3 accepted;
+ *         each has sent the other a line the other has not read yet
+ *         ("from 8", "from 9")
+ *   talk -> each end reads its pending line and the two exchange one more:
+ *           "talk <9 read> | <8 read> | <9 read> | <8 read>"
+ *
  * Prints "ready", then serves:
  *   state    -> "state ..." every socket's address, peer, options, flags
  *   ports    -> "ports TCP4 TCP6 UDP"
@@ -178,7 +186,26 @@ static void recv_answer(int fd, const char *prefix)
 		putf("send failed %d\n", errno);
 }
 
-int main(void)
+/* readn reads one line (up to '\n') byte by byte from fd into buf. */
+static void readln(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	while (n + 1 < cap) {
+		ssize_t r = read(fd, buf + n, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(buf, cap, "error(%zd,%d)", r, errno);
+			return;
+		}
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = 0;
+}
+
+int main(int argc, char **argv)
 {
 	struct sockaddr_in lo4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct sockaddr_in6 lo6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
@@ -229,6 +256,21 @@ int main(void)
 	tv.tv_usec = 0;
 	must(setsockopt(fresh, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0, 30);
 
+	if (argc > 1 && strcmp(argv[1], "pair") == 0) {
+		struct sockaddr_in a;
+		socklen_t al = sizeof a;
+		getsockname(t4, (struct sockaddr *)&a, &al);
+		int c = place(socket(AF_INET, SOCK_STREAM, 0), 8);
+		must(connect(c, (struct sockaddr *)&a, sizeof a) == 0, 40);
+		/* TCP_DEFER_ACCEPT: the connection is accepted once it
+		 * has data. */
+		write_all(c, "from 8\n", 7);
+		int fl = fcntl(t4, F_GETFL);
+		int s = place(accept(t4, NULL, NULL), 9);
+		fcntl(t4, F_SETFL, fl);
+		write_all(s, "from 9\n", 7);
+	}
+
 	put("ready\n");
 	char line[256];
 	while (read_line(line, sizeof line) >= 0) {
@@ -236,7 +278,18 @@ int main(void)
 			state();
 		else if (strcmp(line, "ports") == 0)
 			putf("ports %d %d %d\n", port(t4), port(t6), port(u));
-		else if (strcmp(line, "accept4") == 0)
+		else if (strcmp(line, "talk") == 0) {
+			char a[64], b[64], c[64], d[64];
+			readln(9, a, sizeof a);
+			readln(8, b, sizeof b);
+			write_all(8, "again 8\n", 8);
+			write_all(9, "again 9\n", 8);
+			readln(9, c, sizeof c);
+			readln(8, d, sizeof d);
+			putf("talk %s | %s | %s | %s\n", a, b, c, d);
+			write_all(8, "from 8\n", 7);
+			write_all(9, "from 9\n", 7);
+		} else if (strcmp(line, "accept4") == 0)
 			serve_accept(t4);
 		else if (strcmp(line, "accept6") == 0)
 			serve_accept(t6);
