@@ -262,6 +262,7 @@ func waitInq(t *testing.T, p *proc, n int) {
 // its connection reset (ECONNRESET), not hanging.
 func TestTCPUnprivileged(t *testing.T) {
 	dir, bin := privDir(t, "tcpclient")
+	t.Cleanup(func() { checkNoStrays(t) })
 	home := userDir(t, dir)
 	srv := newTCPPeer(t, "tcp4", "127.0.0.1:0")
 	p := startProc(t, "tcpclient", bin["tcpclient"], []string{srv.port()}, asUser(nobody), inDir(home))
@@ -301,6 +302,48 @@ func TestTCPUnprivileged(t *testing.T) {
 	}
 	th.send("exit 0")
 	th.waitExit()
+
+	// A connection root carried with TCP_REPAIR: nobody cannot thaw it,
+	// and is told why, in one line.
+	requireNetAdmin(t)
+	srv2 := newTCPPeer(t, "tcp4", "127.0.0.1:0")
+	p = startProc(t, "tcpclient", bin["tcpclient"], []string{srv2.port()}, asUser(nobody), inDir(home))
+	p.expect("ready")
+	srv2.accept()
+	conn = strings.Fields(p.ask("conn", "conn "))
+	waitInSyscall(t, p, sysRead)
+	img2 := filepath.Join(home, "r.bin")
+	freeze(t, "-o", img2, strconv.Itoa(p.pid()))
+	p.waitExit()
+	if err := os.Chown(img2, int(nobody.Uid), int(nobody.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	r = runToolWith(t, toolEnv{cred: nobody}, bin["thaw"], img2)
+	requireToolError(t, r, 0, []string{"thaw: "}, "fd 3", conn[1], conn[2], "CAP_NET_ADMIN")
+}
+
+// TestUDPQueuedNote: datagrams waiting on a UDP socket are not carried,
+// and freeze says so; a --leave-running original still has them.
+func TestUDPQueuedNote(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	p := startProc(t, "inet", buildVictim(t, "inet"), nil)
+	p.expect("ready")
+	port := strings.Fields(p.ask("ports", "ports "))[3]
+	u, err := net.Dial("udp4", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	fmt.Fprint(u, "queued")
+	waitInSyscall(t, p, sysRead)
+	r := freeze(t, "--leave-running", "-o", filepath.Join(dir, "u.bin"), strconv.Itoa(p.pid()))
+	if !strings.Contains(r.stderr, "fd 5: UDP 127.0.0.1:"+port+" has datagrams waiting to be read") || !strings.Contains(r.stderr, "thaw drops them") {
+		t.Errorf("freeze should say fd 5's datagram is dropped:\n%s", r)
+	}
+	if got := p.ask("recvudp", "udp "); got != "udp queued" {
+		t.Errorf("the original after --leave-running: %q, want \"udp queued\"", got)
+	}
 }
 
 // inetCase: TCP listeners (IPv4, IPv6) and UDP sockets (bound, connected)

@@ -257,6 +257,18 @@ func peekQueue(fd, n int, recvQueue bool) ([]byte, error) {
 // The queues are refilled once their blobs are read.
 func openRepair(r *Restorer, f *image.File, p *inetPayload, n int) (*os.File, error) {
 	rp := p.Repair
+	// May this thaw repair at all? Asked first, so that this is what a
+	// thaw without CAP_NET_ADMIN is told (and not that some option
+	// needs it too).
+	probe, err := unix.Socket(p.Family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: %s: socket: %w", n, p, err)
+	}
+	err = unix.SetsockoptInt(probe, unix.IPPROTO_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_ON)
+	unix.Close(probe)
+	if errors.Is(err, unix.EPERM) {
+		return nil, fmt.Errorf("fd %d: %s is an established TCP connection, and restoring it needs CAP_NET_ADMIN (TCP_REPAIR): thaw as root, or freeze again with --tcp-established=reset", n, p)
+	}
 	lf, err := newInetSocket(p, n)
 	if err != nil {
 		return nil, err
