@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -277,10 +278,17 @@ func dumpInet(d *Dumper, o *Object, f *image.File) error {
 		if p.Peer != nil {
 			p.State = inetConnected
 		}
+		// sock_diag's rqueue counts every queued datagram; SIOCINQ
+		// (the first one's size) where udp_diag is missing.
 		rq, _, found, err := inetQueues(p.Family, p.Proto, ^uint32(0), o.Stat.Ino)
-		if err == nil && found && rq > 0 {
-			d.Note("fd %d: %s has datagrams waiting to be read (%d bytes with overhead): thaw drops them, as a network may (their senders' addresses cannot be given to a new socket)",
-				o.Num, p, rq)
+		if err != nil || !found {
+			if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err == nil {
+				rq = uint32(n)
+			}
+		}
+		if rq > 0 {
+			d.Note("fd %d: %s has datagrams waiting to be read: thaw drops them, as a network may (their senders' addresses cannot be given to a new socket)",
+				o.Num, p)
 		}
 	} else {
 		info, err := getsockoptBytesRetry(fd, unix.IPPROTO_TCP, unix.TCP_INFO, 8)
@@ -337,9 +345,13 @@ func dumpListener(o *Object, p *inetPayload) error {
 	rq, wq, found, err := inetQueues(p.Family, p.Proto, listen, o.Stat.Ino)
 	if err != nil || !found {
 		// No sock_diag (a kernel without inet_diag): the default
-		// backlog of most servers.
+		// backlog of most servers, and the accept queue from
+		// /proc/net/tcp, whose rx_queue of a listener is it.
 		p.Backlog = unix.SOMAXCONN
-		return nil
+		rq, err = procNetAcceptQueue(p.Family, o.Stat.Ino)
+		if err != nil {
+			return fmt.Errorf("fd %d: %s: %w", o.Num, p, err)
+		}
 	}
 	if rq > 0 {
 		return fmt.Errorf("fd %d: %s has %d connection(s) waiting to be accepted, which a new listener cannot be given: freeze again once the process has accepted them",
@@ -347,6 +359,34 @@ func dumpListener(o *Object, p *inetPayload) error {
 	}
 	p.Backlog = int(wq)
 	return nil
+}
+
+// procNetAcceptQueue reads the connections waiting in the accept queue
+// of the listener with inode ino from /proc/net/tcp (tcp6): the rx_queue
+// column of a listener is sk_ack_backlog (get_tcp4_sock()).
+func procNetAcceptQueue(family int, ino uint64) (uint32, error) {
+	path := "/proc/net/tcp"
+	if family == unix.AF_INET6 {
+		path = "/proc/net/tcp6"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	want := strconv.FormatUint(ino, 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[9] != want {
+			continue
+		}
+		_, rx, ok := strings.Cut(f[4], ":")
+		n, err := strconv.ParseUint(rx, 16, 32)
+		if !ok || err != nil {
+			return 0, fmt.Errorf("%s: bad queue column %q", path, f[4])
+		}
+		return uint32(n), nil
+	}
+	return 0, fmt.Errorf("%s does not list the listener (inode %d)", path, ino)
 }
 
 // readOpts records the options of o whose values differ from those of a

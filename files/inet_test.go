@@ -42,6 +42,9 @@ func TestInetQueues(t *testing.T) {
 	if err != nil || rq != 1 {
 		t.Errorf("one connection waiting: rq %d, err %v", rq, err)
 	}
+	if n, err := procNetAcceptQueue(unix.AF_INET, st.Ino); err != nil || n != 1 {
+		t.Errorf("/proc/net/tcp: %d waiting, %v; want 1", n, err)
+	}
 	if _, _, found, _ := inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino+1<<40); found {
 		t.Error("found a socket by an inode no socket has")
 	}

@@ -1,5 +1,5 @@
 // Command init is PID 1 of the arm64 test guest that scripts/arm64/test.sh
-// boots under qemu: it mounts /proc, /sys, /dev (with devpts) and /tmp, runs the test
+// boots under qemu: it mounts /proc, /sys, /dev (with devpts) and /tmp, sets the loopback interface up, runs the test
 // binaries its plan lists one after the other, prints one result marker
 // on the console and powers the machine off.
 //
@@ -80,7 +80,32 @@ func mountAll() error {
 			return err
 		}
 	}
-	return os.Chmod("/tmp", 0o1777)
+	if err := os.Chmod("/tmp", 0o1777); err != nil {
+		return err
+	}
+	return loopbackUp()
+}
+
+// loopbackUp sets the loopback interface up, which gives it 127.0.0.1
+// and ::1: the socket tests talk over them.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: SIOCGIFFLAGS: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: SIOCSIFFLAGS: %w", err)
+	}
+	return nil
 }
 
 // Lines of `go test -v` output (subtests are indented).
