@@ -32,7 +32,7 @@ func main() {
 			&cli.BoolFlag{Name: "leave-running", Usage: "leave the process running after the freeze (a snapshot); default: it is killed once the image is on disk"},
 			&cli.BoolFlag{Name: "carry-files", Usage: "put the contents of the regular files the process has open in the image: thaw makes a missing one again, and refuses one whose contents differ"},
 			&cli.StringFlag{Name: "max-file-size", Value: "256M", Usage: "the largest file whose contents freeze puts in the image (a carried or deleted file), in bytes or with a K, M or G suffix (KiB, MiB, GiB)"},
-			&cli.StringFlag{Name: "tcp-established", Value: "auto", Usage: "what to do with established TCP connections: `POLICY` repair (carry them with TCP_REPAIR: needs CAP_NET_ADMIN at freeze and thaw), reset (the thawed process finds them reset and reconnects), refuse; auto: repair when possible, else refuse"},
+			&cli.StringFlag{Name: "tcp-established", Value: "auto", Usage: "the `POLICY` for established TCP connections: repair (the same connection, with TCP_REPAIR: needs CAP_NET_ADMIN at freeze and thaw), reset (the thawed process finds it reset, and reconnects), refuse; auto: repair when freeze may, else refuse"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step with its timing"},
 		},
 		HideHelpCommand: true,
