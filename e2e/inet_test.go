@@ -159,8 +159,9 @@ func requireNetAdmin(t *testing.T) {
 // server does not read), is frozen and thawed twice; the thawed client
 // reads the earlier bytes, the server gets every byte of the client's in
 // order, and both go on talking on the same connection: the server never
-// sees a new connection, an end of file or a reset. First, a
-// --leave-running freeze: the original keeps its connection working.
+// sees a new connection, an end of file or a reset. First, freezes that
+// fail at each step, and a --leave-running one: the original keeps its
+// connection working.
 func TestTCPRepair(t *testing.T) {
 	for _, v := range []struct{ name, network, addr, arg string }{
 		{"v4", "tcp4", "127.0.0.1:0", ""},
@@ -181,6 +182,23 @@ func TestTCPRepair(t *testing.T) {
 			srv.accept()
 			conn := cur.ask("conn", "conn ")
 			var streamed int64
+
+			// A freeze that fails after the connection was put in
+			// repair mode gives it back working.
+			for _, step := range []string{"collected", "written", "fsync"} {
+				waitInSyscall(t, cur, sysRead)
+				r := runToolWith(t, toolEnv{env: []string{"CRYO_TEST_FAULT=" + step}}, freezeBin, "-o", filepath.Join(dir, "fault.bin"), strconv.Itoa(cur.pid()))
+				requireToolError(t, r, 0, []string{"freeze: "}, step)
+				cur.requireUndisturbed()
+				srv.write("after " + step + "\n")
+				if got := cur.ask("readline", "line "); got != "line after "+step {
+					t.Errorf("after a freeze failed at %s: %q", step, got)
+				}
+				cur.ask("send back "+step, "sent")
+				if got := srv.readLine(); got != "back "+step {
+					t.Errorf("server after a freeze failed at %s: %q", step, got)
+				}
+			}
 
 			// Snapshot: the original goes on, out of repair mode.
 			srv.write("before\n")
