@@ -38,6 +38,13 @@ var kinds = []*kind{
 	&deviceKind,
 	&deletedDirKind,
 	&deletedDevKind,
+	&eventfdKind,
+	&timerfdKind,
+	&signalfdKind,
+	&inotifyKind,
+	&epollKind,
+	// Last: every other anon-inode file, refused by name.
+	&anonKind,
 }
 
 func kindNamed(name image.FileKind) *kind {
