@@ -102,13 +102,15 @@ func dumpEpoll(d *Dumper, o *Object, f *image.File) error {
 	if err != nil {
 		return fail("%v", err)
 	}
-	var p epollPayload
 	seen := map[int]bool{}
 	for _, l := range lines {
 		if seen[l.FD] {
 			return fail("two files are registered under fd %d (one was added, its fd closed, and the number reused): unsupported", l.FD)
 		}
 		seen[l.FD] = true
+	}
+	var p epollPayload
+	for _, l := range lines {
 		same, err := epollTargetIs(d.Pid, o.Num, l.FD)
 		switch {
 		case errors.Is(err, unix.EBADF):

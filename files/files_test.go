@@ -30,6 +30,7 @@ func TestKindOf(t *testing.T) {
 		blk  = unix.S_IFBLK | 0660
 		lnk  = unix.S_IFLNK | 0777
 		nsfs = unix.S_IFREG | 0444 // what stat says of /proc/self/ns/net
+		anon = 0600                // anon_inode: no file type
 	)
 	var (
 		pts0    = unix.Mkdev(136, 0)
@@ -47,8 +48,9 @@ func TestKindOf(t *testing.T) {
 		mode  uint32
 		rdev  uint64
 		flags uint32
-		std   bool // the same inode is on a std fd already
-		held  int  // the process holds the master of this pty (0: none)
+		std   bool   // the same inode is on a std fd already
+		held  int    // the process holds the master of this pty (0: none)
+		info  string // fdinfo beyond pos and flags
 		// sock, when set, is the domain, type and protocol of a real
 		// socket made for the row as its Local.
 		sock []int
@@ -110,6 +112,34 @@ func TestKindOf(t *testing.T) {
 		{name: "block device", fd: 3, link: "/dev/sda", mode: blk, rdev: sda, err: "fd 3 is /dev/sda (a block device)"},
 		{name: "deleted block device", fd: 3, link: "/tmp/sda (deleted)", mode: blk, rdev: sda, err: "fd 3 is /tmp/sda (deleted) (a block device)"},
 		{name: "no namespace type", fd: 3, link: "foo:[4026531840]", mode: nsfs, err: "fd 3 is foo:[4026531840] (a regular file)"},
+
+		// Anonymous inodes: no file type in their mode.
+		{name: "eventfd", fd: 5, link: "anon_inode:[eventfd]", mode: anon, kind: FileEventfd},
+		{name: "timerfd", fd: 5, link: "anon_inode:[timerfd]", mode: anon, kind: FileTimerfd},
+		{name: "signalfd", fd: 5, link: "anon_inode:[signalfd]", mode: anon, kind: FileSignalfd},
+		{name: "inotify", fd: 5, link: "anon_inode:inotify", mode: anon, kind: FileInotify},
+		{name: "epoll", fd: 5, link: "anon_inode:[eventpoll]", mode: anon, kind: FileEpoll},
+		{name: "eventfd on fd 0", fd: 0, link: "anon_inode:[eventfd]", mode: anon, kind: FileEventfd},
+		// Refused by name, each in one line.
+		{name: "io_uring", fd: 9, link: "anon_inode:[io_uring]", mode: anon,
+			err: "fd 9 is an io_uring instance (anon_inode:[io_uring]): unsupported: "},
+		{name: "userfaultfd", fd: 9, link: "anon_inode:[userfaultfd]", mode: anon,
+			err: "fd 9 is a userfaultfd (anon_inode:[userfaultfd]): unsupported: "},
+		{name: "fanotify", fd: 9, link: "anon_inode:[fanotify]", mode: anon,
+			err: "fd 9 is a fanotify instance (anon_inode:[fanotify]): unsupported: "},
+		{name: "perf event", fd: 9, link: "anon_inode:[perf_event]", mode: anon,
+			err: "fd 9 is a perf event (anon_inode:[perf_event]): unsupported: "},
+		{name: "bpf map", fd: 9, link: "anon_inode:bpf-map", mode: anon, err: "fd 9 is a BPF map (anon_inode:bpf-map): unsupported"},
+		{name: "bpf program", fd: 9, link: "anon_inode:bpf-prog", mode: anon, err: "fd 9 is a BPF program (anon_inode:bpf-prog): unsupported"},
+		{name: "bpf link", fd: 9, link: "anon_inode:bpf_link", mode: anon, err: "fd 9 is a BPF link (anon_inode:bpf_link): unsupported"},
+		{name: "pidfd", fd: 9, link: "anon_inode:[pidfd]", mode: 0o700, info: "Pid:\t4242\n",
+			err: "fd 9 is a pidfd of process 4242 (anon_inode:[pidfd]): unsupported: that process is not thawed with this one"},
+		{name: "pidfd of a process gone", fd: 9, link: "anon_inode:[pidfd]", mode: 0o700, info: "Pid:\t-1\n",
+			err: "fd 9 is a pidfd of a process that has exited"},
+		{name: "pidfd on fd 0", fd: 0, link: "anon_inode:[pidfd]", mode: 0o700, info: "Pid:\t4242\n", err: "fd 0 is a pidfd"},
+		{name: "kvm", fd: 9, link: "anon_inode:kvm-vm", mode: anon, err: "fd 9 is a KVM virtual machine (anon_inode:kvm-vm): unsupported"},
+		{name: "an anon inode nobody knows", fd: 9, link: "anon_inode:[frobnicator]", mode: anon,
+			err: "fd 9 is an anonymous-inode file of a kind cryo does not know (anon_inode:[frobnicator]): unsupported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &Dumper{state: map[image.FileKind]any{}}
@@ -120,7 +150,7 @@ func TestKindOf(t *testing.T) {
 			if tc.std {
 				d.t.Files = append(d.t.Files, image.File{ID: 1, Kind: image.FileStd, Std: 1, Dev: 9, Ino: 99})
 			}
-			o := &Object{Num: tc.fd, Link: tc.link, Stat: st, Info: proc.FDInfo{Flags: tc.flags}}
+			o := &Object{Num: tc.fd, Link: tc.link, Stat: st, Info: proc.FDInfo{Flags: tc.flags, Raw: tc.info}}
 			if tc.sock != nil {
 				fd, err := unix.Socket(tc.sock[0], tc.sock[1]|unix.SOCK_CLOEXEC, tc.sock[2])
 				if err != nil {
@@ -130,6 +160,10 @@ func TestKindOf(t *testing.T) {
 				defer o.Local.Close()
 			}
 			k, err := d.kindOf(o)
+			if err == nil && tc.err != "" {
+				// Refused by its kind, when it dumps it.
+				err = k.dump(d, o, &image.File{ID: 1, Kind: k.name})
+			}
 			if tc.err != "" {
 				if err == nil {
 					t.Fatalf("no error; kind %q", k.name)
@@ -393,6 +427,30 @@ func fdVictimMain(script string, args []string) int {
 					}
 				}
 			}
+		case "close", "eventfd", "epoll", "epolladd":
+			// close N; eventfd N; epoll N; epolladd E T (EPOLLIN, data T)
+			var n [2]int
+			for i := 1; i < len(f) && i <= 2 && err == nil; i++ {
+				n[i-1], err = strconv.Atoi(f[i])
+			}
+			if err != nil {
+				return fail(cmd, err)
+			}
+			var fd int
+			switch f[0] {
+			case "close":
+				err = unix.Close(n[0])
+			case "eventfd":
+				if fd, err = unix.Eventfd(7, 0); err == nil {
+					err = moveFD(fd, n[0])
+				}
+			case "epoll":
+				if fd, err = unix.EpollCreate1(0); err == nil {
+					err = moveFD(fd, n[0])
+				}
+			case "epolladd":
+				err = unix.EpollCtl(n[0], unix.EPOLL_CTL_ADD, n[1], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(n[1])})
+			}
 		case "echo":
 			var n int
 			if len(f) != 3 || !strings.HasPrefix(f[2], ">&") {
@@ -442,6 +500,17 @@ func fdVictimMain(script string, args []string) int {
 	var b [1]byte
 	unix.Read(0, b[:])
 	return 0
+}
+
+// moveFD puts fd on number n.
+func moveFD(fd, n int) error {
+	if fd == n {
+		return nil
+	}
+	if err := unix.Dup2(fd, n); err != nil {
+		return err
+	}
+	return unix.Close(fd)
 }
 
 func fdVictim(t *testing.T, script string, args ...string) *exec.Cmd {
@@ -613,6 +682,12 @@ func TestCollectFilesRefuses(t *testing.T) {
 		{"unlinked file over the limit", `exec 3>"$1/big"; echo 0123456789abcdef >&3; rm "$1/big"`,
 			"big (deleted), 17 bytes of data: more than the 8 bytes freeze carries of one file (freeze --max-file-size raises the limit)",
 			DumpOptions{MaxBlob: 8}},
+		{"epoll item through a closed fd", `eventfd 5; exec 6>&5; epoll 7; epolladd 7 5; close 5`,
+			"fd 7 is an epoll instance (anon_inode:[eventpoll]): it watches a file registered through fd 5, which is closed now", DumpOptions{}},
+		{"epoll item through a reused fd", `eventfd 5; exec 6>&5; epoll 7; epolladd 7 5; close 5; eventfd 5`,
+			"fd 7 is an epoll instance (anon_inode:[eventpoll]): it watches a file registered through fd 5, which holds another file now", DumpOptions{}},
+		{"epoll item twice under one number", `eventfd 5; exec 6>&5; epoll 7; epolladd 7 5; close 5; eventfd 5; epolladd 7 5`,
+			"two files are registered under fd 5", DumpOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := fdVictim(t, tc.script, t.TempDir(), strconv.Itoa(otherUTS(t)))
