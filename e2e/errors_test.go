@@ -157,6 +157,35 @@ func TestFreezeErrors(t *testing.T) {
 			}
 		})
 	}
+
+	// Anonymous-inode files cryo cannot carry, and an inotify instance
+	// with events queued: one line naming fd 5, what it is and why.
+	for _, tc := range []struct {
+		name, mode string
+		keywords   []string
+	}{
+		{"anon-ring", "io_uring", []string{"fd 5 is an io_uring instance (anon_inode:[io_uring]): unsupported"}},
+		{"anon-uffd", "userfaultfd", []string{"fd 5 is a userfaultfd (anon_inode:[userfaultfd]): unsupported"}},
+		{"anon-pid", "pidfd", []string{"fd 5 is a pidfd of process ", "(anon_inode:[pidfd]): unsupported"}},
+		{"anon-fan", "fanotify", []string{"fd 5 is a fanotify instance (anon_inode:[fanotify]): unsupported"}},
+		{"anon-queue", "inotify-queued", []string{"fd 5 is an inotify instance (anon_inode:inotify): ", "bytes of events not read yet"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.mode == "fanotify" && os.Geteuid() != 0 {
+				skipOrFail(t, "fanotify_init needs CAP_SYS_ADMIN")
+			}
+			dir := t.TempDir()
+			p := startProc(t, "anonfd", buildVictim(t, "anonfd"), []string{tc.mode}, inDir(t.TempDir()))
+			p.expect("ready")
+			p.ask("ping", "pong 1")
+			waitInSyscall(t, p, sysRead)
+			freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid())}, tc.keywords...)
+			p.requireUndisturbed()
+			if got := p.ask("ping", "pong "); got != "pong 2" {
+				t.Errorf("after the failed freeze: %q, want \"pong 2\"", got)
+			}
+		})
+	}
 }
 
 // TestThawErrors: damaged images are refused with one clear line and

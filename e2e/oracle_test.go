@@ -514,6 +514,27 @@ var expectedDiffs = []expectedDiff{
 		match: terminalFd,
 	},
 	{
+		what: "fd N info of an eventfd: eventfd-id",
+		reason: "a number the kernel hands out to every eventfd of the machine (fs/eventfd.c, an ida), " +
+			"seen only in fdinfo: the copy's eventfd is another one; count, semaphore mode and flags must match",
+		match: anonInfoExcept("anon_inode:[eventfd]", "eventfd-id:"),
+	},
+	{
+		what: "fd N info of a timerfd: it_value, and ticks of a periodic timer",
+		reason: "the timer runs on in both processes: the time left differs by when each was looked at (at most " +
+			"timerfdSlack), and a periodic timer's expirations keep coming (the copy's own check counts them); " +
+			"clock, settime flags, interval and a one-shot timer's ticks must match",
+		match: timerfdRunsOn,
+	},
+	{
+		what: "fd N info of an epoll: the ino: of each tfd line, and the order of the lines",
+		reason: "ino: is the inode of the watched file, a pipe or socket the thaw made anew: each must be the inode " +
+			"its fd has in the same process (fd N info ino:), whose renaming the pipe rule checks; the lines come in " +
+			"the kernel's tree order, by the address of each file in kernel memory, not state. The set of lines, " +
+			"each with its fd, events, data and pos, must match",
+		match: epollTargetsRenamed,
+	},
+	{
 		what:   "map ...: the inode of a shared-anonymous mapping (/dev/zero (deleted), SYSV)",
 		reason: "the kernel gives a re-created shared-anonymous mapping a new shmem inode; the rest of the line must match",
 		match:  sharedAnonInode,
@@ -757,6 +778,103 @@ func deletedInode(key string, a, b procState) bool {
 		return strings.Join(keep, "; ")
 	}
 	return strip(a[key]) == strip(b[key])
+}
+
+// infoParts splits an "fd N info" value ("pos: 0; flags: 02; ...").
+func infoParts(v string) []string { return strings.Split(v, "; ") }
+
+// anonInfoExcept: fd N's info may differ in the parts starting with
+// prefix, for an fd whose target is link in both.
+func anonInfoExcept(link, prefix string) func(string, procState, procState) bool {
+	return func(key string, a, b procState) bool {
+		m := fdKeyRE.FindStringSubmatch(key)
+		if m == nil || m[2] == "" || a["fd "+m[1]] != link || b["fd "+m[1]] != link {
+			return false
+		}
+		strip := func(v string) string {
+			var keep []string
+			for _, p := range infoParts(v) {
+				if !strings.HasPrefix(p, prefix) {
+					keep = append(keep, p)
+				}
+			}
+			return strings.Join(keep, "; ")
+		}
+		return strip(a[key]) == strip(b[key])
+	}
+}
+
+// timerfdSlack bounds how far the time left of a timer may be between
+// the original and the copy, each seen a moment after its freeze or thaw.
+const timerfdSlack = 10 * time.Second
+
+var itValueRE = regexp.MustCompile(`^it_value: \((\d+), (\d+)\)$`)
+
+func timerfdRunsOn(key string, a, b procState) bool {
+	const link = "anon_inode:[timerfd]"
+	m := fdKeyRE.FindStringSubmatch(key)
+	if m == nil || m[2] == "" || a["fd "+m[1]] != link || b["fd "+m[1]] != link {
+		return false
+	}
+	pa, pb := infoParts(a[key]), infoParts(b[key])
+	if len(pa) != len(pb) {
+		return false
+	}
+	periodic := !slices.Contains(pa, "it_interval: (0, 0)")
+	for i := range pa {
+		if pa[i] == pb[i] {
+			continue
+		}
+		if strings.HasPrefix(pa[i], "ticks:") && strings.HasPrefix(pb[i], "ticks:") && periodic {
+			continue
+		}
+		va, vb := itValueRE.FindStringSubmatch(pa[i]), itValueRE.FindStringSubmatch(pb[i])
+		if va == nil || vb == nil {
+			return false
+		}
+		ns := func(v []string) time.Duration {
+			s, _ := strconv.ParseInt(v[1], 10, 64)
+			n, _ := strconv.ParseInt(v[2], 10, 64)
+			return time.Duration(s)*time.Second + time.Duration(n)
+		}
+		d := ns(va) - ns(vb)
+		if d < -timerfdSlack || d > timerfdSlack || (ns(va) == 0) != (ns(vb) == 0) && !periodic {
+			return false
+		}
+	}
+	return true
+}
+
+var tfdInoRE = regexp.MustCompile(`^(tfd: (\d+) .* )ino:([0-9a-f]+)( .*)$`)
+
+func epollTargetsRenamed(key string, a, b procState) bool {
+	const link = "anon_inode:[eventpoll]"
+	m := fdKeyRE.FindStringSubmatch(key)
+	if m == nil || m[2] == "" || a["fd "+m[1]] != link || b["fd "+m[1]] != link {
+		return false
+	}
+	// Each tfd line's ino is its fd's own (in hex), then dropped; the
+	// lines sorted.
+	norm := func(s procState) (string, bool) {
+		var out, items []string
+		for _, p := range infoParts(s[key]) {
+			t := tfdInoRE.FindStringSubmatch(p)
+			if t == nil {
+				out = append(out, p)
+				continue
+			}
+			ino, err := strconv.ParseUint(t[3], 16, 64)
+			if err != nil || !slices.Contains(infoParts(s["fd "+t[2]+" info"]), "ino: "+strconv.FormatUint(ino, 10)) {
+				return "", false
+			}
+			items = append(items, t[1]+"ino:"+t[4])
+		}
+		sort.Strings(items)
+		return strings.Join(append(out, items...), "; "), true
+	}
+	na, oka := norm(a)
+	nb, okb := norm(b)
+	return oka && okb && na == nb
 }
 
 var mapKeyRE = regexp.MustCompile(`^map [0-9a-f]+-[0-9a-f]+$`)
@@ -1077,6 +1195,7 @@ var oracleExcluded = map[string]string{
 	"tcpclient": "its established connection must pass to the copy, and the oracle's freeze --leave-running then kill " +
 		"would close it for the peer: TestTCPRepair takes it through two freeze → thaw cycles (and a --leave-running one), " +
 		"TestTCPUnprivileged through the refusal and the reset policy",
+	"anonfd":   "holds an anon-inode file cryo cannot carry (io_uring, userfaultfd...): freeze refuses it (TestFreezeErrors); nothing to thaw",
 	"sysvshm":  "attaches System V shared memory: freeze refuses it (TestUnsupportedMapping)",
 	"tracer":   "not a victim: the ptrace tracer that makes another victim unfreezable",
 	"allstate": "TestAllState runs it, with its own checks",
@@ -1104,6 +1223,8 @@ func TestOracle(t *testing.T) {
 		{name: "pipes/pipes", victim: "pipes", mode: startPipes, ready: expectReady,
 			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
 		{name: "pipes/shell-log", victim: "pipes", mode: startShellLog, ready: expectReady,
+			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
+		{name: "events/pipes", victim: "events", mode: startPipes, ready: expectReady,
 			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
 		{name: "memcheck/pipes", victim: "memcheck", mode: startPipes, ready: expectReady,
 			prepare: func(t *testing.T, o *oproc) string {
@@ -1653,6 +1774,34 @@ func TestOracleRules(t *testing.T) {
 		{"other call", "syscall", procState{"syscall": sys("0", pc)}, procState{"syscall": sys("1", pc)}, false},
 		{"other stack", "syscall", procState{"syscall": sys("0", pc)}, procState{"syscall": "-1 0x7ffd0008 " + fmt.Sprintf("%#x", pc)}, false},
 		{"children", "children", procState{"children": "12 Z exit 1792"}, procState{"children": ""}, false},
+		{"eventfd id", "fd 5 info", procState{"fd 5": efdLink, "fd 5 info": efdInfo("7", "1")},
+			procState{"fd 5": efdLink, "fd 5 info": efdInfo("7", "2")}, true},
+		{"eventfd count", "fd 5 info", procState{"fd 5": efdLink, "fd 5 info": efdInfo("7", "1")},
+			procState{"fd 5": efdLink, "fd 5 info": efdInfo("6", "2")}, false},
+		{"eventfd id of a file", "fd 5 info", procState{"fd 5": "/tmp/x", "fd 5 info": efdInfo("7", "1")},
+			procState{"fd 5": "/tmp/x", "fd 5 info": efdInfo("7", "2")}, false},
+		{"timer runs on", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(49, 100)", "(100, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(48, 900)", "(100, 0)")}, true},
+		{"timer far off", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(49, 100)", "(100, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(9, 100)", "(100, 0)")}, false},
+		{"timer interval", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(49, 100)", "(100, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(49, 100)", "(10, 0)")}, false},
+		{"periodic timer ticks", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("101", "(0, 0)", "(1, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("103", "(0, 0)", "(1, 0)")}, true},
+		{"one-shot timer ticks", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("1", "(0, 0)", "(0, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(0, 0)", "(0, 0)")}, false},
+		{"one-shot timer disarmed", "fd 5 info", procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(0, 500)", "(0, 0)")},
+			procState{"fd 5": tfdLink, "fd 5 info": tfdInfo("0", "(0, 0)", "(0, 0)")}, false},
+		{"epoll lines in another order", "fd 7 info", epollState("ino: 9", epLine("5", "1111", "9"), epLine("6", "2222", "40e")),
+			epollState("ino: 9", epLine("6", "2222", "40e"), epLine("5", "1111", "9")), true},
+		{"epoll watching a renamed pipe", "fd 7 info", epollState("ino: 9", epLine("5", "1111", "9")),
+			epollState("ino: 12", epLine("5", "1111", "c")), true},
+		{"epoll ino not its fd's", "fd 7 info", epollState("ino: 9", epLine("5", "1111", "9")),
+			epollState("ino: 12", epLine("5", "1111", "d")), false},
+		{"epoll data", "fd 7 info", epollState("ino: 9", epLine("5", "1111", "9")),
+			epollState("ino: 9", epLine("5", "1112", "9")), false},
+		{"epoll item lost", "fd 7 info", epollState("ino: 9", epLine("5", "1111", "9"), epLine("6", "2222", "40e")),
+			epollState("ino: 9", epLine("5", "1111", "9")), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := compareStates(tc.a, tc.b)
@@ -1662,6 +1811,33 @@ func TestOracleRules(t *testing.T) {
 				t.Errorf("%s: expected=%v unexpected=%v, want expected=%v\n  a %v\n  b %v", tc.key, expected, unexpected, tc.expected, tc.a, tc.b)
 			}
 		})
+	}
+}
+
+const (
+	efdLink = "anon_inode:[eventfd]"
+	tfdLink = "anon_inode:[timerfd]"
+)
+
+func efdInfo(count, id string) string {
+	return "pos: 0; flags: 02; mnt_id: 17; ino: 1038; eventfd-count: " + count + "; eventfd-id: " + id + "; eventfd-semaphore: 0"
+}
+
+func tfdInfo(ticks, value, interval string) string {
+	return "pos: 0; flags: 02; mnt_id: 17; ino: 1038; clockid: 1; ticks: " + ticks + "; settime flags: 00; it_value: " +
+		value + "; it_interval: " + interval
+}
+
+func epLine(fd, data, inoHex string) string {
+	return "tfd: " + fd + " events: 19 data: " + data + " pos:0 ino:" + inoHex + " sdev:f"
+}
+
+// epollState: fd 7 an epoll with the lines, fd 5 a pipe with inode ino
+// (its fdinfo's "ino: N" part), fd 6 an eventfd.
+func epollState(ino string, lines ...string) procState {
+	return procState{
+		"fd 7": "anon_inode:[eventpoll]", "fd 7 info": strings.Join(append([]string{"pos: 0; flags: 02; mnt_id: 17; ino: 1038"}, lines...), "; "),
+		"fd 5 info": "pos: 0; flags: 00; mnt_id: 16; " + ino, "fd 6 info": "pos: 0; flags: 02; mnt_id: 17; ino: 1038",
 	}
 }
 
