@@ -30,6 +30,25 @@ func TestPipesLeaveRunning(t *testing.T) {
 	}
 }
 
+// TestEventsLeaveRunning: freeze reads the event fds without taking
+// anything (fdinfo, timerfd_gettime; never a read): the original, let run,
+// finds every count, expiration, signal and watch as it was.
+func TestEventsLeaveRunning(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	p := startProc(t, "events", buildVictim(t, "events"), nil, inDir(dir))
+	p.expect("ready")
+	before := p.ask("check", "check ")
+	if !strings.HasPrefix(before, "check ok ") {
+		t.Fatal(before)
+	}
+	waitInSyscall(t, p, sysRead)
+	freeze(t, "--leave-running", "-o", filepath.Join(dir, "events.bin"), strconv.Itoa(p.pid()))
+	if got := p.ask("check", "check "); got != before {
+		t.Errorf("the original after freeze --leave-running:\n  before %s\n  after  %s", before, got)
+	}
+}
+
 // externalPipes starts the pipes victim with fd 20 the read end of a pipe
 // the test writes ("abc" is in it), and fd 21 the write end of a pipe the
 // test reads: both peers outside the process. It freezes it and returns

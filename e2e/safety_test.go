@@ -95,6 +95,21 @@ func startChecked(t *testing.T, name string) (*proc, func()) {
 				t.Errorf("SIGUSR1 handler after the failed freeze: %s", got)
 			}
 		}
+	case "events":
+		// Every event fd: a freeze that fails after reading them (a
+		// timerfd_gettime that moved a timer on, fdinfo) leaves each
+		// as it was for the process.
+		p = startProc(t, name, buildVictim(t, name), nil, inDir(t.TempDir()))
+		p.expect("ready")
+		check := p.ask("check", "check ")
+		if !strings.HasPrefix(check, "check ok ") {
+			t.Fatal(check)
+		}
+		verify = func() {
+			if got := p.ask("check", "check "); got != check {
+				t.Errorf("event fds after the failed freeze:\n before %s\n after  %s", check, got)
+			}
+		}
 	case "regs":
 		// The registers victim is assembly: regs.c on x86-64, its twin
 		// regs-arm64.c on arm64.
@@ -142,10 +157,11 @@ func requireIntact(t *testing.T, p *proc, before string, verify func()) {
 }
 
 // TestFreezeFaults: the fault matrix. Each step of a freeze fails in turn,
-// on victims that check their memory, signal state and registers.
+// on victims that check their memory, signal state, registers and event
+// fds.
 func TestFreezeFaults(t *testing.T) {
 	setup(t)
-	for _, victim := range []string{"memcheck", "signals", "regs"} {
+	for _, victim := range []string{"memcheck", "signals", "regs", "events"} {
 		for _, step := range freezeSteps {
 			t.Run(victim+"/"+step, func(t *testing.T) {
 				p, verify := startChecked(t, victim)
