@@ -214,3 +214,30 @@ func TestUnprivilegedShm(t *testing.T) {
 	th.send("exit 0")
 	th.waitExit()
 }
+
+// TestUnprivilegedEvents: nobody freezes and thaws nobody's event fds.
+// Without CAP_DAC_READ_SEARCH freeze finds the inotify watches' paths
+// below the process's working directory (files/inotify.go); the timer
+// ticks and the epoll items need no privilege.
+func TestUnprivilegedEvents(t *testing.T) {
+	dir, bin := privDir(t, "events")
+	home := userDir(t, dir)
+	p := startProc(t, "events", bin["events"], nil, asUser(nobody), inDir(home))
+	p.expect("ready")
+	before := p.ask("check", "check ")
+	if !strings.HasPrefix(before, "check ok ") {
+		t.Fatal(before)
+	}
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(home, "events.bin")
+	r := runToolWith(t, toolEnv{cred: nobody}, bin["freeze"], "-o", img, strconv.Itoa(p.pid()))
+	if r.code != 0 {
+		t.Fatalf("freeze as nobody failed:\n%s", r)
+	}
+	p.waitExit()
+	th := thaw(t, img, false, asUser(nobody), inDir(home))
+	if got := th.ask("check", "check "); got != before {
+		t.Errorf("event fds after an unprivileged freeze and thaw:\n  before %s\n  after  %s", before, got)
+	}
+	requireCreds(t, th.pid(), nobody.Uid, nobody.Gid)
+}

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -182,5 +183,37 @@ func TestCollectEvents(t *testing.T) {
 		if f := byFD[fd]; f == nil || f.Kind != FileEpoll || getPayload(f, &p) != nil || !reflect.DeepEqual(p.Items, want) {
 			t.Errorf("fd %d: %+v, items %+v; want an epoll with %+v", fd, byFD[fd], p.Items, want)
 		}
+	}
+}
+
+// Without CAP_DAC_READ_SEARCH a watched inode is looked for below a few
+// roots, by device and inode number.
+func TestSearchInode(t *testing.T) {
+	root := t.TempDir()
+	deep := root + "/a/b/c"
+	if err := os.MkdirAll(deep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(deep+"/f", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(path string) inotifyMark {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return inotifyMark{ino: st.Ino, sdev: uint64(unix.Major(st.Dev))<<20 | uint64(unix.Minor(st.Dev))}
+	}
+	for _, want := range []string{root, root + "/a", deep, deep + "/f"} {
+		got, _, err := searchInode([]string{"/nonexistent", root}, mark(want))
+		if err != nil || got != want {
+			t.Errorf("searchInode(%s) = %q, %v", want, got, err)
+		}
+	}
+	if err := os.MkdirAll(deep+"/d/e", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := searchInode([]string{root}, mark(deep+"/d/e")); err == nil || !strings.Contains(err.Error(), "CAP_DAC_READ_SEARCH") {
+		t.Errorf("an inode deeper than searchDepth: %v, want a refusal naming the capability", err)
 	}
 }

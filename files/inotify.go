@@ -128,6 +128,9 @@ func dumpInotify(d *Dumper, o *Object, f *image.File) error {
 	var p inotifyPayload
 	for _, m := range marks {
 		path, st, err := markPath(m)
+		if errors.Is(err, errNeedCap) {
+			path, st, err = searchInode(searchRoots(d.Pid), m)
+		}
 		if err != nil {
 			return fail("watch %d (inode %d on device %d:%d): %v", m.wd, m.ino, m.sdev>>20, m.sdev&0xfffff, err)
 		}
@@ -156,7 +159,7 @@ func markPath(m inotifyMark) (string, unix.Stat_t, error) {
 	defer unix.Close(mfd)
 	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(m.handleTy, m.handle), unix.O_PATH|unix.O_CLOEXEC)
 	if errors.Is(err, unix.EPERM) {
-		return "", st, errors.New("finding its path needs CAP_DAC_READ_SEARCH (open_by_handle_at): freeze as root")
+		return "", st, errNeedCap
 	}
 	if err != nil {
 		return "", st, fmt.Errorf("open_by_handle_at: %w", err)
@@ -177,6 +180,84 @@ func markPath(m inotifyMark) (string, unix.Stat_t, error) {
 		return "", st, fmt.Errorf("%s is not the watched inode (a mount hides it?): unsupported", path)
 	}
 	return path, st, nil
+}
+
+// errNeedCap: open_by_handle_at needs CAP_DAC_READ_SEARCH.
+var errNeedCap = errors.New("finding its path needs CAP_DAC_READ_SEARCH (open_by_handle_at)")
+
+// The bounds of searchInode: how deep below each root, how many entries
+// in all.
+const (
+	searchDepth   = 4
+	searchEntries = 50000
+)
+
+// searchRoots are where a watched file is looked for without the
+// capability: the process's working directory and the directories of
+// the files it has open, as CRIU's irmap looks in a few likely places.
+func searchRoots(pid int) []string {
+	var roots []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if strings.HasPrefix(p, "/") && !strings.HasSuffix(p, " (deleted)") && !seen[p] {
+			seen[p] = true
+			roots = append(roots, p)
+		}
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil {
+		add(cwd)
+	}
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "/") {
+			add(l[:max(strings.LastIndexByte(l, '/'), 1)])
+		}
+	}
+	return roots
+}
+
+// searchInode looks for the watched inode below roots, breadth first,
+// within searchDepth levels and searchEntries entries.
+func searchInode(roots []string, m inotifyMark) (string, unix.Stat_t, error) {
+	var st unix.Stat_t
+	major, minor := uint32(m.sdev>>20), uint32(m.sdev&0xfffff)
+	is := func(st *unix.Stat_t) bool {
+		return st.Ino == m.ino && unix.Major(st.Dev) == major && unix.Minor(st.Dev) == minor
+	}
+	type dir struct {
+		path  string
+		depth int
+	}
+	var queue []dir
+	for _, r := range roots {
+		if unix.Lstat(r, &st) == nil && is(&st) {
+			return r, st, nil
+		}
+		queue = append(queue, dir{r, 0})
+	}
+	seen := 0
+	for len(queue) > 0 && seen < searchEntries {
+		d := queue[0]
+		queue = queue[1:]
+		ents, err := os.ReadDir(d.path)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			seen++
+			p := strings.TrimSuffix(d.path, "/") + "/" + e.Name()
+			if unix.Lstat(p, &st) != nil {
+				continue
+			}
+			if is(&st) {
+				return p, st, nil
+			}
+			if e.IsDir() && d.depth+1 < searchDepth {
+				queue = append(queue, dir{p, d.depth + 1})
+			}
+		}
+	}
+	return "", st, fmt.Errorf("%v, and it is not below the process's working directory nor beside the files it has open: freeze as root", errNeedCap)
 }
 
 // mountOf returns the mount point of a mount of device major:minor in
