@@ -72,6 +72,10 @@ const (
 	ERESTARTNOHAND        = 514
 	ERESTART_RESTARTBLOCK = 516
 	EINTR                 = 4
+
+	// sysPoll is poll(2), which always leaves a restart block, even
+	// with no timeout (fs/select.c).
+	sysPoll = 7
 )
 
 // SyscallInsnLen is the length of the syscall instruction (0f 05).
@@ -82,7 +86,8 @@ const SyscallInsnLen = 2
 // (arch/x86/kernel/signal.c, arch_do_signal_or_restart): a call
 // interrupted with ERESTARTSYS/NOINTR/NOHAND is issued again; one
 // interrupted with ERESTART_RESTARTBLOCK (nanosleep, poll with timeout...)
-// returns EINTR, since its restart block does not exist in the new task.
+// returns EINTR, since its restart block does not exist in the new task,
+// but for poll with no timeout, whose restart is the call itself.
 // orig_rax is set to -1 so that the kernel applies nothing further.
 // It returns a short description of what it did, empty if nothing.
 func (r *Regs) PrepareResume() string {
@@ -97,6 +102,15 @@ func (r *Regs) PrepareResume() string {
 		r.Rip -= SyscallInsnLen
 		return fmt.Sprintf("syscall %d re-issued", nr)
 	case ERESTART_RESTARTBLOCK:
+		if nr == sysPoll && int32(r.Rdx) < 0 {
+			// poll(2) with no timeout: its restart (do_restart_poll)
+			// is the same call again, whose arguments are still in
+			// rdi, rsi, rdx. A program blocked in it (tail -f on
+			// its inotify fd) never sees EINTR from a stop.
+			r.Rax = nr
+			r.Rip -= SyscallInsnLen
+			return fmt.Sprintf("syscall %d re-issued", nr)
+		}
 		eintr := int64(-EINTR)
 		r.Rax = uint64(eintr)
 		return fmt.Sprintf("syscall %d returns EINTR", nr)

@@ -35,16 +35,20 @@ func TestPrepareResume(t *testing.T) {
 		orig, rax        uint64
 		wantRax, wantRip uint64
 		wantDesc         bool
+		rdx              uint64 // the third argument
 	}{
-		{"not in a syscall", ^uint64(0), 7, 7, 0x1000, false},
-		{"read ERESTARTSYS", 0, neg(ERESTARTSYS), 0, 0x1000 - 2, true},
-		{"wait4 ERESTARTNOINTR", 61, neg(ERESTARTNOINTR), 61, 0x1000 - 2, true},
-		{"pause ERESTARTNOHAND", 34, neg(ERESTARTNOHAND), 34, 0x1000 - 2, true},
-		{"clock_nanosleep RESTARTBLOCK", 230, neg(ERESTART_RESTARTBLOCK), neg(EINTR), 0x1000, true},
-		{"completed syscall", 1, 5, 5, 0x1000, false},
+		{"not in a syscall", ^uint64(0), 7, 7, 0x1000, false, 0},
+		{"read ERESTARTSYS", 0, neg(ERESTARTSYS), 0, 0x1000 - 2, true, 0},
+		{"wait4 ERESTARTNOINTR", 61, neg(ERESTARTNOINTR), 61, 0x1000 - 2, true, 0},
+		{"pause ERESTARTNOHAND", 34, neg(ERESTARTNOHAND), 34, 0x1000 - 2, true, 0},
+		{"clock_nanosleep RESTARTBLOCK", 230, neg(ERESTART_RESTARTBLOCK), neg(EINTR), 0x1000, true, 0},
+		{"poll with a timeout RESTARTBLOCK", 7, neg(ERESTART_RESTARTBLOCK), neg(EINTR), 0x1000, true, 1000},
+		{"poll with no timeout RESTARTBLOCK", 7, neg(ERESTART_RESTARTBLOCK), 7, 0x1000 - 2, true, 0xffffffff},
+		{"another call RESTARTBLOCK, its rdx -1", 230, neg(ERESTART_RESTARTBLOCK), neg(EINTR), 0x1000, true, 0xffffffff},
+		{"completed syscall", 1, 5, 5, 0x1000, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Regs{OrigRax: tc.orig, Rax: tc.rax, Rip: 0x1000}
+			r := Regs{OrigRax: tc.orig, Rax: tc.rax, Rip: 0x1000, Rdx: tc.rdx}
 			desc := r.PrepareResume()
 			if r.Rax != tc.wantRax || r.Rip != tc.wantRip || (desc != "") != tc.wantDesc {
 				t.Errorf("rax=%#x rip=%#x desc=%q; want rax=%#x rip=%#x", r.Rax, r.Rip, desc, tc.wantRax, tc.wantRip)
