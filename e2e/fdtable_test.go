@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,6 +47,40 @@ func TestEventsLeaveRunning(t *testing.T) {
 	freeze(t, "--leave-running", "-o", filepath.Join(dir, "events.bin"), strconv.Itoa(p.pid()))
 	if got := p.ask("check", "check "); got != before {
 		t.Errorf("the original after freeze --leave-running:\n  before %s\n  after  %s", before, got)
+	}
+}
+
+// TestTailFollow: GNU tail -f, blocked in poll on its inotify fd (and
+// its stdout), thaws and goes on following its file.
+func TestTailFollow(t *testing.T) {
+	setup(t)
+	tail, err := exec.LookPath("tail")
+	if err != nil {
+		skipOrFail(t, "no tail: %v", err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(log, []byte("one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "tail -f", tail, []string{"-f", log}, inDir(dir))
+	p.expect("one")
+	waitInSyscall(t, p, sysPoll, sysPpoll)
+	img := filepath.Join(dir, "tail.bin")
+	freeze(t, "-o", img, strconv.Itoa(p.pid()))
+	p.waitExit()
+	th := thaw(t, img, true)
+	waitInSyscall(t, th, sysPoll, sysPpoll)
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("two\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got := th.expect("two"); got != "two" {
+		t.Errorf("the thawed tail -f printed %q, want \"two\"", got)
 	}
 }
 

@@ -27,6 +27,7 @@ start=$(date +%s)
 #     (TestRegistersARM64 and TestFreezeFaults use regs-arm64 there).
 # Guest-specific exclusions (the guest has no shell or binutils):
 #   TestImageReadelf: needs readelf.
+#   TestTailFollow: needs GNU tail.
 #   TestImageMode: runs freeze under /bin/sh to set the umask.
 #   TestOracle, TestAllState: the shell-log and zombie start modes start
 #     the victim from bash (>log 2>&1; a background job left a zombie).
@@ -48,7 +49,7 @@ start=$(date +%s)
 # inet cases, and TestTCPRepair/v6 (the code of v4 with other addresses;
 # a repaired connection's struct layouts are proven by v4).
 e2e_run=${CRYO_ARM64_RUN:-.}
-e2e_skip=${CRYO_ARM64_SKIP:-'^TestFDKindsProved$|^TestUnprivilegedEvents$|^TestEventsLeaveRunning$|^TestFreezeFaults$/^events$|^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestTCPRepair$/^v6$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes|inet|events)$|^TestOracle$/^pipe$/^fd7$'}
+e2e_skip=${CRYO_ARM64_SKIP:-'^TestFDKindsProved$|^TestTailFollow$|^TestUnprivilegedEvents$|^TestEventsLeaveRunning$|^TestFreezeFaults$/^events$|^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestTCPRepair$/^v6$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes|inet|events)$|^TestOracle$/^pipe$/^fd7$'}
 
 need() {
   if ! command -v "$1" >/dev/null; then
