@@ -2,11 +2,13 @@
  * anonfd: a process holding at fd 5 one anonymous-inode file that cryo
  * cannot carry, so that freeze must refuse it and leave it running.
  *
- *   anonfd io_uring|userfaultfd|pidfd|fanotify|inotify-queued
+ *   anonfd io_uring|userfaultfd|pidfd|fanotify|secretmem|inotify-queued
  *     io_uring        io_uring_setup(4) by raw syscall (no liburing)
  *     userfaultfd     userfaultfd(O_CLOEXEC)
  *     pidfd           pidfd_open of its parent
  *     fanotify        fanotify_init (needs CAP_SYS_ADMIN)
+ *     secretmem       memfd_secret of one page (not mapped: a mapping of it
+ *                     is refused by the mappings, before the fds)
  *     inotify-queued  an inotify watch on . with an event queued, unread
  *
  * Prints "ready", then serves "ping" -> "pong <count>" and "exit [N]".
@@ -33,6 +35,13 @@ int main(int argc, char **argv)
 		fd = (int)syscall(__NR_pidfd_open, getppid(), 0);
 	} else if (strcmp(mode, "fanotify") == 0) {
 		fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+	} else if (strcmp(mode, "secretmem") == 0) {
+#ifndef __NR_memfd_secret
+#define __NR_memfd_secret 447
+#endif
+		fd = (int)syscall(__NR_memfd_secret, 0);
+		if (fd >= 0 && ftruncate(fd, 4096) < 0)
+			fd = -1;
 	} else if (strcmp(mode, "inotify-queued") == 0) {
 		fd = inotify_init1(0);
 		if (fd >= 0 && inotify_add_watch(fd, ".", IN_CREATE) < 0)
