@@ -26,7 +26,8 @@
  *   fd 24  epoll watching 10 (IN, 0x1111), 12 (IN|ET, 0x3333), 13 (IN,
  *          0x1313), 14 (IN|ET, 0x2222), 16 (IN|ONESHOT, 0x4444, fired
  *          once at the start: disarmed), 19 (IN, 0x5555), 20 (IN,
- *          0x6666), 21 (IN|RDHUP, 0x7777), 22 (OUT, 0x8888000000000000)
+ *          0x6666), 21 (IN|RDHUP, 0x7777), 22 (OUT, 0x8888000000000000),
+ *          0 (IN, 0xf0: stdin, the thaw's own after a thaw)
  *
  * Prints "ready". Commands:
  *   check -> "check ok <summary>" or "check bad <what>": checks every fd
@@ -193,6 +194,7 @@ static void setup(void)
 	add(24, 20, EPOLLIN, 0x6666);
 	add(24, 21, EPOLLIN | EPOLLRDHUP, 0x7777);
 	add(24, 22, EPOLLOUT, DATA22);
+	add(24, 0, EPOLLIN, 0xf0); /* stdin: the thaw's own after a thaw */
 	add(23, 24, EPOLLIN, 0x9999);
 	add(23, 11, EPOLLIN, 0xaaaa);
 	/* The one-shot item fires once, and is disarmed. */
@@ -339,7 +341,7 @@ static int check_epoll(void)
 		has(24, "tfd: 13 events: 19 data: 1313 ") && has(24, "tfd: 14 events: 80000019 data: 2222 ") &&
 		has(24, "tfd: 16 events: 40000000 data: 4444 ") && has(24, "tfd: 19 events: 19 data: 5555 ") &&
 		has(24, "tfd: 20 events: 19 data: 6666 ") && has(24, "tfd: 21 events: 2019 data: 7777 ") &&
-		has(24, "tfd: 22 events: 1c data: 8888000000000000 ") && has(23, "tfd: 24 events: 19 data: 9999 ") &&
+		has(24, "tfd: 22 events: 1c data: 8888000000000000 ") && has(24, "tfd: 0 events: 19 data: f0 ") && has(23, "tfd: 24 events: 19 data: 9999 ") &&
 		has(23, "tfd: 11 events: 19 data: aaaa ")))
 		return 0;
 	if (!(flags_are(23, 0, 0) && flags_are(24, 0, 0)))
@@ -537,7 +539,7 @@ static void check(void)
 		putf("check bad %s\n", bad);
 		return;
 	}
-	putf("check ok eventfd=%llx,3,0 timers=13,14,15,16,17,18 signalfd=USR1,RTMIN+3 inotify=1,3 epoll=24:9,23:2\n",
+	putf("check ok eventfd=%llx,3,0 timers=13,14,15,16,17,18 signalfd=USR1,RTMIN+3 inotify=1,3 epoll=24:10,23:2\n",
 	     BIGCOUNT);
 }
 
