@@ -90,7 +90,7 @@ func dumpTimerfd(d *Dumper, o *Object, f *image.File) error {
 		return fail("settime flags %#o: unsupported", p.SettimeFlags)
 	}
 	// gettime, fdinfo's ticks, gettime again: if the timer expired in
-	// between (its time left grew back), once more.
+	// between, once more.
 	for try := 0; ; try++ {
 		var a, b unix.ItimerSpec
 		var now unix.Timespec
@@ -112,7 +112,10 @@ func dumpTimerfd(d *Dumper, o *Object, f *image.File) error {
 		if err != nil {
 			return fail("ticks %q in its fdinfo: %v", t, err)
 		}
-		if b.Value.Nano() > a.Value.Nano() && try < 10 {
+		// Expired in between: a periodic timer's time left grew back,
+		// a one-shot's fell to 0.
+		moved := b.Value.Nano() > a.Value.Nano() || (a.Value.Nano() > 0 && b.Value.Nano() == 0)
+		if moved && try < 10 {
 			continue
 		}
 		p.ValueNs, p.IntervalNs, p.Ticks = a.Value.Nano(), a.Interval.Nano(), ticks
