@@ -12,7 +12,8 @@ import (
 
 // FileAnon: the anonymous-inode files no kind above carries, refused by
 // name (never thawed: open is never reached). It comes last in the
-// table: the event kinds match their own anon_inode links first.
+// table: the event kinds match their own anon_inode links first. A
+// memfd_secret area is refused under the same name, early (secretmemKind).
 const FileAnon image.FileKind = "anon"
 
 // anonKinds names, by the name the kernel gives the anon inode, what
@@ -37,14 +38,9 @@ var anonKinds = map[string]struct{ what, why string }{
 }
 
 var anonKind = kind{
-	name: FileAnon,
-	match: func(d *Dumper, o *Object) bool {
-		return strings.HasPrefix(o.Link, "anon_inode:") || isSecretmem(o)
-	},
+	name:  FileAnon,
+	match: func(d *Dumper, o *Object) bool { return strings.HasPrefix(o.Link, "anon_inode:") },
 	dump: func(d *Dumper, o *Object, f *image.File) error {
-		if isSecretmem(o) {
-			return fmt.Errorf("fd %d is a memfd_secret area (%s): unsupported: its memory is hidden from everyone, freeze included", o.Num, o.Link)
-		}
 		if o.Link == "anon_inode:[pidfd]" {
 			return pidfdRefusal(d, o)
 		}
@@ -53,6 +49,18 @@ var anonKind = kind{
 	open: func(r *Restorer, f *image.File) (*os.File, error) {
 		return nil, fmt.Errorf("fd %d is %s, which no thaw can restore", r.firstFD(f.ID), f.Path)
 	},
+}
+
+// secretmemKind: a memfd_secret(2) area, refused. /proc names it like an
+// unlinked file ("/secretmem (deleted)"), so it comes before the kinds
+// that carry those; its memory cannot be read, by freeze or anyone.
+var secretmemKind = kind{
+	name:  FileAnon,
+	match: func(d *Dumper, o *Object) bool { return isSecretmem(o) },
+	dump: func(d *Dumper, o *Object, f *image.File) error {
+		return fmt.Errorf("fd %d is a memfd_secret area (%s): unsupported: its memory is hidden from everyone, freeze included", o.Num, o.Link)
+	},
+	open: anonKind.open,
 }
 
 // anonRefusal is the one line freeze fails with for an anon-inode fd.

@@ -2,6 +2,7 @@ package files
 
 import (
 	"os"
+	"slices"
 
 	"github.com/cryo-project/cryo/image"
 )
@@ -30,6 +31,7 @@ var kinds = []*kind{
 	&ttyKind,
 	&pipeKind,
 	&nsKind,
+	&secretmemKind, // before unlinkedKind: /proc says "/secretmem (deleted)"
 	&memfdKind,
 	&unlinkedKind,
 	&inetKind,
@@ -60,7 +62,9 @@ func kindNamed(name image.FileKind) *kind {
 func KindNames() []image.FileKind {
 	var names []image.FileKind
 	for _, k := range kinds {
-		names = append(names, k.name)
+		if !slices.Contains(names, k.name) { // FileAnon has two entries
+			names = append(names, k.name)
+		}
 	}
 	return names
 }
