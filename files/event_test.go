@@ -1,6 +1,7 @@
 package files
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"reflect"
@@ -156,14 +157,6 @@ func TestEpollEvent(t *testing.T) {
 func TestCollectEvents(t *testing.T) {
 	cmd := fdVictim(t, `eventfd 5; exec 6>&5; epoll 7; epolladd 7 5; epoll 8; epolladd 8 7`)
 	d, err := Collect(cmd.Process.Pid, DumpOptions{})
-	if !eventfdSemaphoreShown(t) {
-		// Before Linux 6.6: the eventfd is refused, by name.
-		const want = "fd 5 is an eventfd (anon_inode:[eventfd]): this kernel's fdinfo does not tell whether it is a semaphore"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("on a kernel without eventfd-semaphore: %v, want %q", err, want)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,17 +220,39 @@ func TestSearchInode(t *testing.T) {
 	}
 }
 
-// eventfdSemaphoreShown tells whether this kernel's fdinfo of an eventfd
-// says whether it is a semaphore (Linux 6.6).
-func eventfdSemaphoreShown(t *testing.T) bool {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
+// probeSemaphore tells a semaphore from a counter by a read, and leaves
+// the count as it was, whatever it is.
+func TestProbeSemaphore(t *testing.T) {
+	for _, sem := range []bool{false, true} {
+		for _, c := range []uint64{0, 1, 2, 5, 1 << 40} {
+			flags := unix.EFD_CLOEXEC
+			if sem {
+				flags |= unix.EFD_SEMAPHORE
+			}
+			fd, err := unix.Eventfd(0, flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := os.NewFile(uintptr(fd), "eventfd")
+			var b [8]byte
+			binary.NativeEndian.PutUint64(b[:], c)
+			if c > 0 {
+				if _, err := unix.Write(fd, b[:]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := probeSemaphore(f, c)
+			if err != nil || got != sem {
+				t.Errorf("semaphore %v count %d: probe says %v, %v", sem, c, got, err)
+			}
+			info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("eventfd-count: %16x", c); !strings.Contains(strings.Join(strings.Fields(string(info)), " "), strings.Join(strings.Fields(want), " ")) {
+				t.Errorf("semaphore %v count %d: after the probe fdinfo says %q", sem, c, info)
+			}
+			f.Close()
+		}
 	}
-	defer unix.Close(fd)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), "eventfd-semaphore:")
 }

@@ -682,8 +682,7 @@ func TestCollectFilesRefuses(t *testing.T) {
 		{"unlinked file over the limit", `exec 3>"$1/big"; echo 0123456789abcdef >&3; rm "$1/big"`,
 			"big (deleted), 17 bytes of data: more than the 8 bytes freeze carries of one file (freeze --max-file-size raises the limit)",
 			DumpOptions{MaxBlob: 8}},
-		// The watched files are epolls too: eventfds are refused
-		// before Linux 6.6 (files/eventfd.go).
+		// The watched files are epolls too.
 		{"epoll item through a closed fd", `epoll 5; exec 6>&5; epoll 7; epolladd 7 5; close 5`,
 			"fd 7 is an epoll instance (anon_inode:[eventpoll]): it watches a file registered through fd 5, which is closed now", DumpOptions{}},
 		{"epoll item through a reused fd", `epoll 5; exec 6>&5; epoll 7; epolladd 7 5; close 5; epoll 5`,
