@@ -140,6 +140,16 @@ func TestKindOf(t *testing.T) {
 		{name: "kvm", fd: 9, link: "anon_inode:kvm-vm", mode: anon, err: "fd 9 is a KVM virtual machine (anon_inode:kvm-vm): unsupported"},
 		{name: "an anon inode nobody knows", fd: 9, link: "anon_inode:[frobnicator]", mode: anon,
 			err: "fd 9 is an anonymous-inode file of a kind cryo does not know (anon_inode:[frobnicator]): unsupported"},
+		// Sockets of the families no kind carries.
+		{name: "netlink socket", fd: 3, link: "socket:[123]", mode: sock, sock: []int{unix.AF_NETLINK, unix.SOCK_RAW, 0},
+			err: "fd 3 is a netlink socket (socket:[123]): unsupported"},
+		{name: "packet socket", fd: 4, link: "socket:[124]", mode: sock, sock: []int{unix.AF_PACKET, unix.SOCK_DGRAM, 0},
+			err: "fd 4 is a packet socket (socket:[124]): unsupported"},
+		{name: "alg socket", fd: 5, link: "socket:[125]", mode: sock, sock: []int{unix.AF_ALG, unix.SOCK_SEQPACKET, 0},
+			err: "fd 5 is an alg (kernel crypto) socket (socket:[125]): unsupported"},
+		{name: "vsock socket", fd: 6, link: "socket:[126]", mode: sock, sock: []int{unix.AF_VSOCK, unix.SOCK_STREAM, 0},
+			err: "fd 6 is a vsock socket (socket:[126]): unsupported"},
+		{name: "socket file opened O_PATH", fd: 7, link: "/run/x.sock", mode: sock, flags: unix.O_PATH, kind: FilePath},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &Dumper{state: map[image.FileKind]any{}}
@@ -152,12 +162,7 @@ func TestKindOf(t *testing.T) {
 			}
 			o := &Object{Num: tc.fd, Link: tc.link, Stat: st, Info: proc.FDInfo{Flags: tc.flags, Raw: tc.info}}
 			if tc.sock != nil {
-				fd, err := unix.Socket(tc.sock[0], tc.sock[1]|unix.SOCK_CLOEXEC, tc.sock[2])
-				if err != nil {
-					t.Fatalf("socket: %v", err)
-				}
-				o.Local = os.NewFile(uintptr(fd), tc.link)
-				defer o.Local.Close()
+				o.Local = testSocket(t, tc.sock[0], tc.sock[1], tc.sock[2])
 			}
 			k, err := d.kindOf(o)
 			if err == nil && tc.err != "" {

@@ -25,6 +25,8 @@ type kind struct {
 }
 
 // kinds is the table, in match order: the specific before the general.
+// Every kind of socket cryo carries comes before socketKind, which
+// refuses the rest.
 var kinds = []*kind{
 	&pathKind, // O_PATH of anything with a path, whatever its type
 	&stdKind,
@@ -47,6 +49,8 @@ var kinds = []*kind{
 	&epollKind,
 	// Last: every other anon-inode file, refused by name.
 	&anonKind,
+	// Every kind of socket cryo carries comes before socketKind.
+	&socketKind,
 }
 
 func kindNamed(name image.FileKind) *kind {
