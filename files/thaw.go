@@ -194,6 +194,12 @@ func (r *Restorer) build() error {
 		var err error
 		if h, ok := handed[f.ID]; ok {
 			lf, err = r.handoff(f, h)
+			if f.Blob != 0 {
+				// What was queued in the frozen one belongs to it,
+				// not to the file handed in.
+				r.sink(f.Blob, func(uint64, []byte) error { return nil })
+				r.logf("fd %d: handed in (--fd %s): the bytes queued in the frozen one are dropped", h.Num, h)
+			}
 		} else {
 			k := kindNamed(f.Kind)
 			if k == nil {
