@@ -375,7 +375,8 @@ func TestMain(m *testing.M) {
 // fdVictimMain runs script, a few shell-like commands separated by ";"
 // ($1, $2 are args): exec N>P, exec N<P, exec N<>P, exec N>&M,
 // echo WORD >&N, rm P, ln P Q, mkdir P, rmdir P, mkfifo P, mknod P (a char
-// device 1:3), symlink T P, opath N P, opathl N P (O_PATH|O_NOFOLLOW). Then it says "ready"
+// device 1:3), symlink T P, opath N P, opathl N P (O_PATH|O_NOFOLLOW),
+// and the socket commands of socketCommand. Then it says "ready"
 // and waits for a line on stdin. It uses raw syscalls only, so that the
 // Go runtime opens no fd of its own (no poller).
 func fdVictimMain(script string, args []string) int {
@@ -495,7 +496,7 @@ func fdVictimMain(script string, args []string) int {
 				}
 			}
 		default:
-			err = errors.New("unknown command")
+			err = socketCommand(f) // unix_test.go
 		}
 		if err != nil {
 			return fail(cmd, err)

@@ -37,6 +37,7 @@ var kinds = []*kind{
 	&memfdKind,
 	&unlinkedKind,
 	&inetKind,
+	&unixKind,
 	&regKind,
 	&dirKind,
 	&deviceKind,
@@ -47,9 +48,9 @@ var kinds = []*kind{
 	&signalfdKind,
 	&inotifyKind,
 	&epollKind,
-	// Last: every other anon-inode file, refused by name.
+	// Every other anon-inode file, refused by name.
 	&anonKind,
-	// Every kind of socket cryo carries comes before socketKind.
+	// Last: every socket no kind above carries, refused by its family.
 	&socketKind,
 }
 
