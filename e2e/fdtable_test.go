@@ -191,6 +191,8 @@ var fdKindProof = map[image.FileKind]string{
 	files.FileInotify:    "events",   // fd 20
 	files.FileEpoll:      "events",   // fds 23, 24
 	files.FileAnon:       "anonfd",   // TestFreezeErrors anon-*: refused by name
+	files.FileUnix:       "unixsock", // TestOracle unixsock/pipes, TestUnixSockets, TestUnixExternalPeer
+	files.FileSocket:     "sockfd",   // refused by family: TestFreezeErrors/sock-netlink
 }
 
 // Every kind of fd has a victim that proves it; a kind added without

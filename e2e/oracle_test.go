@@ -1191,7 +1191,6 @@ func sameCheck(t *testing.T, o *oproc, known string) {
 // oracleExcluded: the victims in testdata that TestOracle does not run,
 // and why. Every other one must have a case (allstate: TestAllState).
 var oracleExcluded = map[string]string{
-	"sockfd": "holds a socket beyond fds 0-2: freeze refuses it (TestFreezeErrors); nothing to thaw",
 	"tcpclient": "its established connection must pass to the copy, and the oracle's freeze --leave-running then kill " +
 		"would close it for the peer: TestTCPRepair takes it through two freeze → thaw cycles (and a --leave-running one), " +
 		"TestTCPUnprivileged through the refusal and the reset policy",
@@ -1394,6 +1393,16 @@ func TestOracle(t *testing.T) {
 			finish: exitWith(0)},
 		{name: "paths/pipes", victim: "paths", mode: startPipes, ready: pathsReady,
 			prepare: pathsPrepare, prove: pathsProve, finish: pathsFinish},
+		{name: "sockfd/pipes", victim: "sockfd", args: []string{"unix"}, mode: startPipes, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string { return o.ask("ping", "pong ") },
+			prove: func(t *testing.T, o *oproc, known string) {
+				n, _ := strconv.Atoi(strings.TrimPrefix(known, "pong "))
+				if got := o.ask("ping", "pong "); got != fmt.Sprintf("pong %d", n+1) {
+					t.Errorf("sockfd after thaw: %q, want pong %d", got, n+1)
+				}
+			},
+			finish: exitWith(0)},
+		unixsockCase(),
 		{name: "churn/pipes", victim: "churn", mode: startPipes, stopped: true, mayRefuse: true, ready: expectReady,
 			prove:  func(t *testing.T, o *oproc, _ string) { o.ask("ping", "pong ") },
 			finish: exitWith(0)},
@@ -1508,6 +1517,29 @@ func pipeProve(t *testing.T, o *oproc, _ string) {
 	}
 	if got := o.ask("pid", "pid "); got != "pid "+strconv.Itoa(o.pid) {
 		t.Errorf("%s says %q, want pid %d", o.name, got, o.pid)
+	}
+}
+
+// unixsockCase: unix sockets of every kind, bound to paths relative to
+// the working directory (the victim's DIR is "."), with bytes queued;
+// the copy finds them all and its listeners accept.
+func unixsockCase() oracleCase {
+	name := fmt.Sprintf("cryo-oracle-unixsock-%d", os.Getpid())
+	return oracleCase{
+		name: "unixsock/pipes", victim: "unixsock", args: []string{".", name}, mode: startPipes, ready: expectReady,
+		prepare: func(t *testing.T, o *oproc) string { return o.ask("check", "check ") },
+		prove: func(t *testing.T, o *oproc, known string) {
+			if got := o.ask("check", "check "); got != "check ok" || known != "check ok" {
+				t.Errorf("unixsock after thaw: %q (before: %q), want check ok", got, known)
+			}
+			dir, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", o.pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unixsockServe(t, o, dir, name)
+			o.ask("check", "check ok")
+		},
+		finish: exitWith(0),
 	}
 }
 
@@ -1732,6 +1764,12 @@ func TestOracleRules(t *testing.T) {
 		{"two pipes become one", "fd 4", procState{"fd 3": "pipe:[1]", "fd 4": "pipe:[5]"},
 			procState{"fd 3": "pipe:[2]", "fd 4": "pipe:[2]"}, false},
 		{"a pipe becomes a socket", "fd 3", procState{"fd 3": "pipe:[1]"}, procState{"fd 3": "socket:[2]"}, false},
+		{"fd 3 socket", "fd 3", procState{"fd 3": "socket:[1]"}, procState{"fd 3": "socket:[2]"}, true},
+		{"fd 3 socket info", "fd 3 info", procState{"fd 3": "socket:[1]", "fd 3 info": "pos: 0; flags: 02; mnt_id: 9; ino: 1"},
+			procState{"fd 3": "socket:[2]", "fd 3 info": "pos: 0; flags: 02; mnt_id: 9; ino: 2"}, true},
+		{"fd 3 socket flags", "fd 3 info", procState{"fd 3": "socket:[1]", "fd 3 info": "pos: 0; flags: 04002; mnt_id: 9; ino: 1"},
+			procState{"fd 3": "socket:[2]", "fd 3 info": "pos: 0; flags: 02; mnt_id: 9; ino: 2"}, false},
+		{"fd 3 socket to pipe", "fd 3", procState{"fd 3": "socket:[1]"}, procState{"fd 3": "pipe:[2]"}, false},
 		{"fd 255 copy of 0", "fd 255", procState{"fd 255": "/dev/pts/1", "fd 0": "/dev/pts/1", "fd shared": "0=1=2=255"},
 			procState{"fd 255": "/dev/pts/4", "fd 0": "/dev/pts/4", "fd shared": "0=1=2=255"}, true},
 		{"fd 255 no longer a copy", "fd 255", procState{"fd 255": "/dev/pts/1", "fd shared": "0=1=2=255"},

@@ -132,7 +132,7 @@ func TestVictims(t *testing.T) {
 
 	t.Run("sockfd", func(t *testing.T) {
 		bin := buildVictim(t, "sockfd")
-		for _, mode := range []string{"unix", "inet"} {
+		for _, mode := range []string{"unix", "inet", "netlink"} {
 			t.Run(mode, func(t *testing.T) {
 				p := startProc(t, "sockfd", bin, []string{mode})
 				p.expect("ready")
@@ -143,6 +143,18 @@ func TestVictims(t *testing.T) {
 				p.ask("ping", "pong 1")
 			})
 		}
+	})
+
+	t.Run("unixsock", func(t *testing.T) {
+		dir := t.TempDir()
+		name := fmt.Sprintf("cryo-e2e-selfcheck-%d", os.Getpid())
+		p := startProc(t, "unixsock", buildVictim(t, "unixsock"), []string{dir, name})
+		p.expect("ready")
+		p.ask("check", "check ok")
+		p.ask("check", "check ok") // the queues as they were
+		unixsockServe(t, p, dir, name)
+		p.ask("recvdg", "recvdg none")
+		p.ask("ext", "ext none")
 	})
 
 	t.Run("tracer", func(t *testing.T) {

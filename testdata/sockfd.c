@@ -1,19 +1,21 @@
 /*
- * sockfd: a process with sockets freeze refuses.
+ * sockfd: a process with sockets at fd 3 and up.
  *
- *   sockfd [unix|inet]
- *     unix  one end of a socketpair(AF_UNIX, SOCK_STREAM) (the other end is
- *           kept open at fd 4 so the connection stays up)
- *     inet  fds 3 and 4 the two ends of a TCP connection over loopback, fd 5
- *           their listener with a second connection (fd 6) waiting to be
- *           accepted: freeze refuses fd 5, and must give back the
- *           connection it had put in repair mode; "talk" -> "talk ab"
- *           passes a byte each way on it
+ *   sockfd [unix|inet|netlink]
+ *     unix     one end of a socketpair(AF_UNIX, SOCK_STREAM) (the other end
+ *              is kept open at fd 4 so the connection stays up): carried
+ *     inet     fds 3 and 4 the two ends of a TCP connection over loopback,
+ *              fd 5 their listener with a second connection (fd 6) waiting
+ *              to be accepted: freeze refuses fd 5, and must give back the
+ *              connection it had put in repair mode; "talk" -> "talk ab"
+ *              passes a byte each way on it
+ *     netlink  fd 3 a socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE): refused
  *
  * Prints "ready", then serves "ping" -> "pong <count>" and "exit [N]".
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -66,6 +68,11 @@ int main(int argc, char **argv)
 		close(w);
 		for (int i = 0; i < 4; i++)
 			move_fd(fds[i], 3 + i);
+	} else if (strcmp(mode, "netlink") == 0) {
+		int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		if (s < 0)
+			return 25;
+		move_fd(s, 3);
 	} else {
 		putf("bad mode %s\n", mode);
 		return 2;
