@@ -22,7 +22,20 @@ if [ -z "$pkg" ]; then
   fi
 fi
 dir=$cache/$pkg
-if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
+# The modules the guest loads (scripts/arm64/init, "module" in the plan),
+# in this order (a module after those it needs), kept flat in
+# $dir/modules with that order in $dir/modules/order: the sock_diag
+# handlers freeze asks about sockets (files/sockdiag.go for unix
+# sockets; inet_diag, tcp_diag and udp_diag for TCP and UDP), modules in
+# Debian's kernels.
+modules="kernel/net/unix/unix_diag.ko kernel/net/ipv4/inet_diag.ko kernel/net/ipv4/tcp_diag.ko kernel/net/ipv4/udp_diag.ko"
+unpacked() {
+  ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || return 1
+  for m in $modules; do
+    [ -e "$dir/modules/$(basename "$m")" ] || return 1
+  done
+}
+if ! unpacked; then
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.tmp.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
@@ -31,8 +44,13 @@ if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
   dpkg -x "$tmp"/"$pkg"_*_arm64.deb "$tmp/root"
   rm -rf "$dir"
   mkdir -p "$dir"
-  mv "$tmp/root/boot" "$dir/boot" # the modules are not needed
+  mv "$tmp/root/boot" "$dir/boot"
+  mkdir -p "$dir/modules"
+  for m in $modules; do
+    cp "$tmp"/root/lib/modules/*/"$m" "$dir/modules/"
+  done
 fi
+for m in $modules; do basename "$m"; done >"$dir/modules/order"
 
 # cryo needs PR_SET_MM_MAP and PR_GET_TID_ADDRESS (CHECKPOINT_RESTORE) and
 # rseq; the guest needs the PL011 console, a gzip initramfs, devtmpfs and

@@ -6,6 +6,7 @@
 // The plan (/cryo/plan, written by test.sh) has one directive a line:
 //
 //	env KEY=VALUE              set for every test binary run after it
+//	module PATH                load the kernel module PATH (finit_module)
 //	run DIR BINARY ARGS...     run BINARY in DIR with ARGS (no spaces)
 //
 // The result marker is the line "CRYO_ARM64_RESULT=" followed by PASS only
@@ -16,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +130,10 @@ func runPlan(path string) (string, error) {
 		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
 		case f[0] == "env" && len(f) == 2:
 			env = append(env, f[1])
+		case f[0] == "module" && len(f) == 2:
+			if err := loadModule(f[1]); err != nil {
+				return "INITERROR", err
+			}
 		case f[0] == "run" && len(f) >= 3:
 			binaries++
 			p, n, err := runTest(f[1], f[2], f[3:], env)
@@ -153,6 +159,21 @@ func runPlan(path string) (string, error) {
 		return "NOTESTS", nil
 	}
 	return "PASS", nil
+}
+
+// loadModule loads the kernel module at path (one the kernel has built
+// in or loaded already is fine).
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("finit_module %s: %w", path, err)
+	}
+	fmt.Printf("init: loaded %s\n", path)
+	return nil
 }
 
 // runTest runs one test binary, copying its output to the console, and
