@@ -185,7 +185,7 @@ var fdKindProof = map[image.FileKind]string{
 	files.FileUnlinked:   "shm",      // the same: an unlinked file with a hole, two descriptions, mapped
 	files.FileTTY:        "ptys",     // TestOracle ptys/*, TestPtyPair, TestCttyBeyondStdio (rawtty: std terminals)
 	files.FileInet:       "inet",     // TestOracle inet/pipes, inet/pair; tcpclient: TestTCPRepair, TestTCPUnprivileged
-	files.FileEventfd:    "events",   // TestOracle events/pipes: fds 10-12
+	files.FileEventfd:    "events",   // TestOracle events/pipes: fds 10-12 (and allfds: every kind at once)
 	files.FileTimerfd:    "events",   // fds 13-18
 	files.FileSignalfd:   "events",   // fd 19
 	files.FileInotify:    "events",   // fd 20

@@ -1225,6 +1225,18 @@ func TestOracle(t *testing.T) {
 			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
 		{name: "events/pipes", victim: "events", mode: startPipes, ready: expectReady,
 			prepare: checkOK, prove: sameCheck, finish: exitWith(0)},
+		{name: "allfds/pipes", victim: "allfds", mode: startPipes, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string {
+				o.ask("live", "live ok")
+				return checkOK(t, o)
+			},
+			prove: func(t *testing.T, o *oproc, known string) {
+				sameCheck(t, o, known)
+				if got := o.ask("live", "live "); got != "live ok" {
+					t.Errorf("allfds after thaw: %s", got)
+				}
+			},
+			finish: exitWith(0)},
 		{name: "memcheck/pipes", victim: "memcheck", mode: startPipes, ready: expectReady,
 			prepare: func(t *testing.T, o *oproc) string {
 				sum := o.ask("sum", "sum ")
