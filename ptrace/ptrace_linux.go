@@ -25,8 +25,10 @@ const (
 	reqDetach         = 17
 	reqGetEventMsg    = 0x4201
 	OptTraceSysGood   = 0x1
+	OptTraceClone     = 0x8
 	OptTraceExec      = 0x10
 	OptExitKill       = 0x100000
+	EventClone        = 3
 	EventExec         = 4
 	EventStop         = 128
 	peekSiginfoShared = 1
@@ -141,6 +143,7 @@ func Syscall(tid int, sig int) error {
 // Detach lets the tracee go, delivering sig (0 for none).
 // Precondition: called via Tracer.Do.
 func Detach(tid int, sig int) error {
+	disp.forget(tid)
 	if err := ptrace(reqDetach, tid, 0, uintptr(sig)); err != nil {
 		return fmt.Errorf("PTRACE_DETACH tid %d: %w", tid, err)
 	}
@@ -199,22 +202,6 @@ func signalName(sig unix.Signal) string {
 		return n
 	}
 	return fmt.Sprintf("signal %d", int(sig))
-}
-
-// Wait waits for the next state change of tid.
-// Precondition: called via Tracer.Do.
-func Wait(tid int) (Stop, error) {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return Stop{}, fmt.Errorf("wait4 tid %d: %w", tid, err)
-		}
-		return Stop{Status: ws}, nil
-	}
 }
 
 // GetSigMask reads the tracee's blocked-signal mask.

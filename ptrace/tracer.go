@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tracer serialises every ptrace request on one locked OS thread.
@@ -21,10 +23,13 @@ func NewTracer() *Tracer {
 		// the runtime discards the thread, and with it any stale
 		// ptrace relationship.
 		runtime.LockOSThread()
+		tid := unix.Gettid()
+		registerTracer(tid)
 		close(ready)
 		for fn := range t.reqs {
 			fn()
 		}
+		unregisterTracer(tid)
 		close(t.done)
 	}()
 	<-ready
