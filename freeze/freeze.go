@@ -66,6 +66,7 @@ type freezer struct {
 	zombies  []image.Zombie
 	res      Result
 	files    *files.Dumper
+	group    *ptrace.Group // every thread, seized and stopped
 }
 
 func (f *freezer) logf(format string, args ...any) {
@@ -195,48 +196,23 @@ func (f *freezer) end() error {
 	})
 }
 
-// seize attaches with PTRACE_SEIZE and stops the target with
-// PTRACE_INTERRUPT: no SIGSTOP is ever sent.
+// seize attaches to every thread with PTRACE_SEIZE and stops each with
+// PTRACE_INTERRUPT: no SIGSTOP is ever sent (ptrace.SeizeGroup).
 // Precondition: called via Tracer.Do.
 func (f *freezer) seize() error {
 	pid := f.pid
-	if err := ptrace.Seize(pid, ptrace.OptTraceSysGood); err != nil {
+	g, err := ptrace.SeizeGroup(pid, ptrace.OptTraceSysGood)
+	if err != nil {
 		return err
 	}
-	if err := ptrace.Interrupt(pid); err != nil {
-		return errors.Join(err, ptrace.Detach(pid, 0))
-	}
-	for {
-		st, err := ptrace.Wait(pid)
-		if err != nil {
-			return err
-		}
-		if st.Exited() {
-			return fmt.Errorf("pid %d exited while being frozen (%s)", pid, st)
-		}
-		if st.Event() == ptrace.EventStop {
-			break
-		}
-		// A signal was on its way: deliver it (its handler runs) and
-		// wait for the interrupt stop that follows.
-		if err := ptrace.Cont(pid, int(st.Signal())); err != nil {
-			return err
-		}
-	}
-	tids, err := proc.Tasks(pid)
-	if err != nil {
-		return errors.Join(err, ptrace.Detach(pid, 0))
-	}
-	if len(tids) != 1 {
-		return errors.Join(fmt.Errorf("pid %d has %d threads: multi-threaded processes are unsupported yet", pid, len(tids)), ptrace.Detach(pid, 0))
-	}
+	f.group = g
 	// Live children are not frozen with their parent: restored alone, it
 	// would wait for children that do not exist. Refuse, rather than thaw
 	// wrong. Zombies are only an exit status waiting to be reaped: they
 	// do not block a freeze (see docs/state.md for what wait() sees).
 	kids, err := proc.ChildrenStates(pid)
 	if err != nil {
-		return errors.Join(err, ptrace.Detach(pid, 0))
+		return errors.Join(err, g.Release())
 	}
 	var live, zombies []string
 	f.zombies = nil
@@ -249,7 +225,7 @@ func (f *freezer) seize() error {
 		live = append(live, strconv.Itoa(k.Pid))
 	}
 	if len(live) > 0 {
-		if err := ptrace.Detach(pid, 0); err != nil {
+		if err := g.Release(); err != nil {
 			return err
 		}
 		msg := fmt.Sprintf("pid %d has live child processes (%s)", pid, strings.Join(live, " "))
@@ -261,10 +237,10 @@ func (f *freezer) seize() error {
 	return nil
 }
 
-// release detaches. Signals that arrived while the target was stopped
-// are pending and are delivered as it resumes.
+// release detaches every thread. Signals that arrived while the target
+// was stopped are pending and are delivered as it resumes.
 func (f *freezer) release() error {
-	return f.tr.Do(func() error { return ptrace.Detach(f.pid, 0) })
+	return f.tr.Do(func() error { return f.group.Release() })
 }
 
 // collect gathers everything but the page contents.
@@ -358,7 +334,11 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 }
 
 // collectThreads reads each thread's registers and the state only the
-// process itself can tell, by injecting syscalls.
+// process itself can tell, by injecting syscalls: the per-process state
+// once, through the leader, and each thread's own through an injection
+// session on that thread (they share the leader's scratch page: one
+// address space). Every session ends, whatever fails, with the thread's
+// registers and mask as they were.
 // Precondition: called via Tracer.Do.
 func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []proc.Mapping, status map[string]string) (err error) {
 	pid := f.pid
@@ -379,54 +359,91 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 	if err := fault(ctx, "injecting"); err != nil {
 		return err
 	}
-	th := image.Thread{Tid: pid, Regs: s.SavedRegs(), SigMask: s.SavedMask()}
-	if th.FPU, err = ptrace.GetRegset(pid, f.host.FPUNT, f.host.FPUMax); err != nil {
-		return err
-	}
-	if f.host.TLSNT != 0 {
-		tls, err := ptrace.GetRegset(pid, f.host.TLSNT, 16)
-		if err != nil {
-			return err
-		}
-		if len(tls) < 8 {
-			return fmt.Errorf("TLS regset of pid %d is %d bytes, want at least 8", pid, len(tls))
-		}
-		th.TLS = binary.LittleEndian.Uint64(tls)
-	}
-	if f.host.Image == image.ArchAMD64 {
-		p.XSaveMask = xcr0(th.FPU)
-	}
-	rs, err := ptrace.GetRseq(pid)
-	if err != nil {
-		return err
-	}
-	th.Rseq = image.Rseq{Addr: rs.Addr, Len: rs.Len, Flags: rs.Flags, Sig: rs.Sig}
 	if err := r.processState(p, status); err != nil {
 		return err
 	}
-	if err := r.threadState(&th); err != nil {
-		return err
+	p.Threads = make([]image.Thread, 0, len(f.group.Tids))
+	for _, tid := range f.group.Tids {
+		var th image.Thread
+		if tid == pid {
+			th, err = f.collectThread(r)
+		} else {
+			th, err = f.collectOther(r, tid, site)
+		}
+		if err != nil {
+			return err
+		}
+		p.Threads = append(p.Threads, th)
 	}
-	p.Threads = []image.Thread{th}
+	if f.host.Image == image.ArchAMD64 {
+		p.XSaveMask = xcr0(p.Threads[0].FPU)
+	}
 	return nil
 }
 
-// pendingSignals reads the thread's and the process's signal queues.
+// collectOther reads thread tid (not the leader) through an injection
+// session of its own, with the leader's scratch page.
 // Precondition: called via Tracer.Do.
-func pendingSignals(pid int) ([]image.Siginfo, error) {
+func (f *freezer) collectOther(lr *remote, tid int, site uint64) (th image.Thread, err error) {
+	s, err := inject.Begin(tid, site)
+	if err != nil {
+		return th, err
+	}
+	defer func() { err = errors.Join(err, s.End()) }()
+	r := *lr
+	r.s, r.tid = s, tid
+	return f.collectThread(&r)
+}
+
+// collectThread reads the registers and per-thread state of r's thread.
+// Precondition: called via Tracer.Do.
+func (f *freezer) collectThread(r *remote) (image.Thread, error) {
+	tid, s := r.tid, r.s
+	var err error
+	th := image.Thread{Tid: tid, Regs: s.SavedRegs(), SigMask: s.SavedMask()}
+	if th.FPU, err = ptrace.GetRegset(tid, f.host.FPUNT, f.host.FPUMax); err != nil {
+		return th, err
+	}
+	if f.host.TLSNT != 0 {
+		tls, err := ptrace.GetRegset(tid, f.host.TLSNT, 16)
+		if err != nil {
+			return th, err
+		}
+		if len(tls) < 8 {
+			return th, fmt.Errorf("TLS regset of thread %d is %d bytes, want at least 8", tid, len(tls))
+		}
+		th.TLS = binary.LittleEndian.Uint64(tls)
+	}
+	rs, err := ptrace.GetRseq(tid)
+	if err != nil {
+		return th, err
+	}
+	th.Rseq = image.Rseq{Addr: rs.Addr, Len: rs.Len, Flags: rs.Flags, Sig: rs.Sig}
+	if err := r.threadState(&th); err != nil {
+		return th, err
+	}
+	return th, nil
+}
+
+// pendingSignals reads each thread's signal queue and the process's.
+// Precondition: called via Tracer.Do.
+func pendingSignals(tids []int) ([]image.Siginfo, error) {
 	var out []image.Siginfo
-	for _, shared := range []bool{false, true} {
-		infos, err := ptrace.PeekSiginfo(pid, shared)
+	for _, tid := range tids {
+		infos, err := ptrace.PeekSiginfo(tid, false)
 		if err != nil {
 			return nil, err
 		}
-		tid := pid
-		if shared {
-			tid = 0
-		}
 		for _, raw := range infos {
-			out = append(out, image.Siginfo{Shared: shared, Tid: tid, Raw: raw})
+			out = append(out, image.Siginfo{Tid: tid, Raw: raw})
 		}
+	}
+	infos, err := ptrace.PeekSiginfo(tids[0], true)
+	if err != nil {
+		return nil, err
+	}
+	for _, raw := range infos {
+		out = append(out, image.Siginfo{Shared: true, Raw: raw})
 	}
 	return out, nil
 }

@@ -125,7 +125,7 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	// the stopped target: they go in the image too, or a migrated
 	// process would lose them.
 	var tail image.Tail
-	if err := f.tr.Do(func() (err error) { tail.Pending, err = pendingSignals(f.pid); return err }); err != nil {
+	if err := f.tr.Do(func() (err error) { tail.Pending, err = pendingSignals(f.group.Tids); return err }); err != nil {
 		return err
 	}
 	if err := w.CloseWithTail(&tail); err != nil {

@@ -239,7 +239,8 @@ func readVDSO(pid int, vmas []image.VMA) ([]byte, error) {
 type remote struct {
 	s       *inject.Session
 	host    arch.Host
-	pid     int
+	pid     int // the process: its memory, its /proc
+	tid     int // the thread the session runs in
 	scratch uint64
 	buf     []byte
 }
@@ -252,7 +253,7 @@ func newRemote(s *inject.Session, host arch.Host) (*remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("injected mmap of a scratch page: %w", err)
 	}
-	return &remote{s: s, host: host, pid: s.Tid, scratch: addr, buf: make([]byte, scratchLen)}, nil
+	return &remote{s: s, host: host, pid: s.Tid, tid: s.Tid, scratch: addr, buf: make([]byte, scratchLen)}, nil
 }
 
 func (r *remote) close() error {
@@ -587,6 +588,10 @@ func (r *remote) posixTimers(p *image.Process) error {
 		if t.NotifyTid {
 			pt.Notify |= sigevThreadID
 			pt.Tid = t.NotifyPid
+			if pt.Tid != r.pid {
+				// Thaw creates the timers before the other threads.
+				return fmt.Errorf("pid %d: POSIX timer %d signals thread %d, not the main thread (SIGEV_THREAD_ID): unsupported yet", r.pid, t.ID, pt.Tid)
+			}
 		}
 		if t.Clock < 0 {
 			return fmt.Errorf("pid %d: POSIX timer %d runs on the CPU clock of a process or thread (%d): unsupported yet", r.pid, t.ID, t.Clock)
@@ -610,7 +615,7 @@ func (r *remote) posixTimers(p *image.Process) error {
 // Precondition: called via Tracer.Do.
 func (r *remote) threadState(th *image.Thread) error {
 	sys := r.host.Sys
-	tid := r.pid
+	tid := r.tid
 	// PR_GET_TID_ADDRESS (needs CONFIG_CHECKPOINT_RESTORE): where the
 	// kernel clears the tid at exit (glibc: the TCB's tid).
 	if _, err := r.prctl("PR_GET_TID_ADDRESS", unix.PR_GET_TID_ADDRESS, r.scratch); err == nil {
@@ -638,7 +643,7 @@ func (r *remote) threadState(th *image.Thread) error {
 	}
 	th.AltStack = image.AltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
 
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", tid, tid))
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", r.pid, tid))
 	if err != nil {
 		return fmt.Errorf("read comm of thread %d: %w", tid, err)
 	}
