@@ -79,6 +79,10 @@ type helper struct {
 	start   time.Time
 	winch   bool // restored onto a terminal: send SIGWINCH once running
 	files   *files.Restorer
+	// tids maps each frozen thread id to the thread's id here; parked
+	// are the threads other than the leader, made again and stopped.
+	tids   map[int]int
+	parked []parked
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -286,6 +290,12 @@ func (h *helper) restore() error {
 		return err
 	}
 	h.logf("kernel state restored")
+	if err := h.cloneThreads(); err != nil {
+		return err
+	}
+	if err := h.restorePending(); err != nil {
+		return err
+	}
 	return h.resume(th)
 }
 
@@ -457,8 +467,8 @@ func (h *helper) restoreSignals() error {
 	return nil
 }
 
-// restoreThread restores the per-thread kernel state, the name and the
-// pending signals.
+// restoreThread restores the per-thread kernel state and the name of
+// the thread h.s runs in.
 func (h *helper) restoreThread(th *image.Thread) error {
 	sys := h.host.Sys
 	le := binary.LittleEndian
@@ -505,28 +515,25 @@ func (h *helper) restoreThread(th *image.Thread) error {
 	if _, err := h.sys("prctl(PR_SET_NAME)", sys.Prctl, unix.PR_SET_NAME, addr); err != nil {
 		return err
 	}
-	var pending []image.Siginfo
-	if t := h.r.Tail(); t != nil {
-		pending = t.Pending
-	}
-	for _, si := range pending {
-		addr, err := h.poke(0, si.Raw[:])
-		if err != nil {
-			return err
-		}
-		signo := uint64(le.Uint32(si.Raw[:]))
-		if si.Shared {
-			_, err = h.sys("rt_sigqueueinfo", sys.RtSigqueueinfo, uint64(h.pid), signo, addr)
-		} else if si.Tid != th.Tid {
-			return fmt.Errorf("a signal is pending for thread %d, which the image does not hold", si.Tid)
-		} else {
-			_, err = h.sys("rt_tgsigqueueinfo", sys.RtTgsigqueueinfo, uint64(h.pid), uint64(h.pid), signo, addr)
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
+}
+
+// loadFrozen loads the frozen registers, FPU state, mask and TLS of th
+// into tid, stopped at the exit of its last injected call.
+func (h *helper) loadFrozen(tid int, th *image.Thread, regs arch.Regs) error {
+	err := errors.Join(
+		ptrace.SetRegset(tid, h.host.RegsNT, regs.Encode()),
+		ptrace.SetRegset(tid, h.host.FPUNT, th.FPU),
+		ptrace.SetSigMask(tid, th.SigMask))
+	if h.host.TLSNT != 0 {
+		err = errors.Join(err, ptrace.SetRegset(tid, h.host.TLSNT, binary.LittleEndian.AppendUint64(nil, th.TLS)))
+	}
+	if h.host.SyscallNoNT != 0 {
+		// Syscall number -1, as orig_rax on x86-64: no restart logic
+		// applies to the call this stop ends (in_syscall, arm64).
+		err = errors.Join(err, ptrace.SetRegset(tid, h.host.SyscallNoNT, []byte{0xff, 0xff, 0xff, 0xff}))
+	}
+	return err
 }
 
 // resume unmaps the stub itself with the last injected call, stopped at
@@ -551,18 +558,8 @@ func (h *helper) resume(th *image.Thread) error {
 	if _, err := h.s.SyscallNoReturn(h.host.Sys.Munmap, h.stub, stubRegionSize(h.ps)); err != nil {
 		return fmt.Errorf("unmap the restorer: %w", err)
 	}
-	err = errors.Join(
-		ptrace.SetRegset(h.pid, h.host.RegsNT, regs.Encode()),
-		ptrace.SetRegset(h.pid, h.host.FPUNT, th.FPU),
-		ptrace.SetSigMask(h.pid, th.SigMask))
-	if h.host.TLSNT != 0 {
-		err = errors.Join(err, ptrace.SetRegset(h.pid, h.host.TLSNT, binary.LittleEndian.AppendUint64(nil, th.TLS)))
-	}
-	if h.host.SyscallNoNT != 0 {
-		// Syscall number -1, as orig_rax on x86-64: no restart logic
-		// applies to the munmap this stop ends (in_syscall, arm64).
-		err = errors.Join(err, ptrace.SetRegset(h.pid, h.host.SyscallNoNT, []byte{0xff, 0xff, 0xff, 0xff}))
-	}
+	h.logf("restorer unmapped")
+	err = h.loadFrozen(h.pid, th, regs)
 	if err != nil {
 		// The stub is gone: nothing can run; kill rather than resume wrong.
 		if kerr := unix.Kill(h.pid, unix.SIGKILL); kerr != nil {
@@ -577,7 +574,7 @@ func (h *helper) resume(th *image.Thread) error {
 		sig = int(unix.SIGSTOP)
 	}
 	h.logf("resuming")
-	if err := ptrace.Detach(h.pid, sig); err != nil {
+	if err := h.releaseThreads(sig); err != nil {
 		return err
 	}
 	if h.winch {

@@ -235,8 +235,11 @@ func thaw(f *os.File, path string, opts Options) error {
 }
 
 func checkThreads(p *image.Process) error {
-	if len(p.Threads) != 1 {
-		return fmt.Errorf("image has %d threads: only single-threaded processes can be thawed yet", len(p.Threads))
+	if len(p.Threads) == 0 {
+		return fmt.Errorf("image has no thread")
+	}
+	if p.Threads[0].Tid != p.Pid {
+		return fmt.Errorf("image's first thread is %d, not the main thread %d", p.Threads[0].Tid, p.Pid)
 	}
 	return nil
 }

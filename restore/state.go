@@ -163,7 +163,33 @@ func (h *helper) restoreEarly() error {
 	} else if a.MemoryMerge {
 		return fmt.Errorf("the process had KSM merging on, this kernel cannot: %w", err)
 	}
-	// Per-thread prctls of the (only) thread.
+	// Per-thread prctls of the leader (the other threads: cloneThreads).
+	if err := h.restoreThreadPrctls(th); err != nil {
+		return err
+	}
+	nnp, err := h.prctl("PR_GET_NO_NEW_PRIVS", prGetNoNewPrivs)
+	if err != nil {
+		return err
+	}
+	if nnp != 0 && !th.NoNewPrivs {
+		return errors.New("this thaw runs with no_new_privs set and the process did not: it cannot be unset (thaw it from a shell without it)")
+	}
+	if err := h.createPosixTimers(); err != nil {
+		return err
+	}
+	// /proc files the helper writes for the stub.
+	if err := h.writeProc("oom_score_adj", strconv.Itoa(a.OOMScoreAdj)); err != nil {
+		return err
+	}
+	if err := h.writeProc("coredump_filter", fmt.Sprintf("0x%x", a.CoredumpFilter)); err != nil {
+		return err
+	}
+	return h.restoreLoginUID(a.LoginUID)
+}
+
+// restoreThreadPrctls gives the thread h.s runs in its own prctls:
+// timer slack, parent-death signal, speculation controls, I/O flusher.
+func (h *helper) restoreThreadPrctls(th *image.Thread) error {
 	if err := h.knob("PR_SET_TIMERSLACK", prGetTimerslack, false, th.TimerSlackNs, prSetTimerslack); err != nil {
 		return err
 	}
@@ -187,24 +213,7 @@ func (h *helper) restoreEarly() error {
 			return fmt.Errorf("%w (the process was an I/O flusher: CAP_SYS_RESOURCE is needed)", err)
 		}
 	}
-	nnp, err := h.prctl("PR_GET_NO_NEW_PRIVS", prGetNoNewPrivs)
-	if err != nil {
-		return err
-	}
-	if nnp != 0 && !th.NoNewPrivs {
-		return errors.New("this thaw runs with no_new_privs set and the process did not: it cannot be unset (thaw it from a shell without it)")
-	}
-	if err := h.createPosixTimers(); err != nil {
-		return err
-	}
-	// /proc files the helper writes for the stub.
-	if err := h.writeProc("oom_score_adj", strconv.Itoa(a.OOMScoreAdj)); err != nil {
-		return err
-	}
-	if err := h.writeProc("coredump_filter", fmt.Sprintf("0x%x", a.CoredumpFilter)); err != nil {
-		return err
-	}
-	return h.restoreLoginUID(a.LoginUID)
+	return nil
 }
 
 func b2u(b bool) uint64 {
@@ -301,11 +310,12 @@ func rlimitName(r int) string {
 // I/O priority.
 func (h *helper) restoreSched(th *image.Thread) error {
 	sys := h.host.Sys
-	cur, err := unix.SchedGetAttr(h.pid, 0)
+	tid := h.s.Tid
+	cur, err := unix.SchedGetAttr(tid, 0)
 	if err != nil {
 		return fmt.Errorf("sched_getattr of the stub: %w", err)
 	}
-	st, err := proc.ReadStat(h.pid)
+	st, err := proc.ReadStat(tid)
 	if err != nil {
 		return err
 	}
@@ -337,7 +347,7 @@ func (h *helper) restoreSched(th *image.Thread) error {
 	}
 	if len(th.Affinity) > 0 {
 		var now unix.CPUSet
-		if err := unix.SchedGetaffinity(h.pid, &now); err != nil {
+		if err := unix.SchedGetaffinity(tid, &now); err != nil {
 			return fmt.Errorf("sched_getaffinity of the stub: %w", err)
 		}
 		want := make([]byte, 8*len(now))
@@ -361,7 +371,7 @@ func (h *helper) restoreSched(th *image.Thread) error {
 			}
 		}
 	}
-	io, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(h.pid), 0)
+	io, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
 	if errno != 0 {
 		return fmt.Errorf("ioprio_get of the stub: %w", errno)
 	}
