@@ -1014,8 +1014,10 @@ func sigStop(t *testing.T, pid int) {
 	waitStopped(t, pid)
 }
 
-// waitStopped waits until pid is in job-control stop and traced by no
-// one (a thaw's helper traces the process until it is done with it).
+// waitStopped waits until pid is in job-control stop, every thread of
+// it (a group stop completes thread by thread, and each thread's stat
+// changes as it stops), and traced by no one (a thaw's helper traces the
+// process until it is done with it).
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(lineTimeout)
@@ -1024,7 +1026,7 @@ func waitStopped(t *testing.T, pid int) {
 		if err != nil {
 			t.Fatalf("pid %d: %v", pid, err)
 		}
-		if strings.HasPrefix(st["State"], "T") && st["TracerPid"] == "0" {
+		if strings.HasPrefix(st["State"], "T") && st["TracerPid"] == "0" && allThreadsStopped(pid) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -1032,6 +1034,26 @@ func waitStopped(t *testing.T, pid int) {
 		}
 		time.Sleep(2 * time.Millisecond) // polling /proc, bounded above
 	}
+}
+
+// allThreadsStopped tells whether every thread of pid is in a stop,
+// traced by no one.
+func allThreadsStopped(pid int) bool {
+	tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, e := range tids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, e.Name()))
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		if !strings.Contains(s, "\nState:\tT") || !strings.Contains(s, "\nTracerPid:\t0\n") {
+			return false
+		}
+	}
+	return true
 }
 
 // waitIdle waits until the victim is blocked reading its stdin, and
@@ -1415,7 +1437,13 @@ func TestOracle(t *testing.T) {
 			},
 			finish: exitWith(0)},
 		unixsockCase(),
-		{name: "churn/pipes", victim: "churn", mode: startPipes, stopped: true, mayRefuse: true, ready: expectReady,
+		{name: "threads/pipes", victim: "threads", mode: startPipes, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string { return o.ask("tick", "tick ") },
+			prove:   threadsProve, finish: threadsFinish},
+		{name: "threads/shell-log", victim: "threads", mode: startShellLog, ready: expectReady,
+			prepare: func(t *testing.T, o *oproc) string { return o.ask("tick", "tick ") },
+			prove:   threadsProve, finish: threadsFinish},
+		{name: "churn/pipes", victim: "churn", mode: startPipes, stopped: true, ready: expectReady,
 			prove:  func(t *testing.T, o *oproc, _ string) { o.ask("ping", "pong ") },
 			finish: exitWith(0)},
 	}
@@ -1489,6 +1517,59 @@ func pathsFinish(t *testing.T, o *oproc) {
 		t.Errorf("paths: the directory read across two thaws: %s, want rest ok 122", got)
 	}
 	exitWith(0)(t, o)
+}
+
+// threadsProve: each worker thread of testdata/threads.c takes the next
+// tick from where it was (its TLS and stack counters one more), glibc's
+// cached tids are the real ones, its malloc'd blocks are intact, the
+// spinner spins and pthread_kill reaches every worker.
+func threadsProve(t *testing.T, o *oproc, known string) {
+	t.Helper()
+	got := o.ask("tick", "tick ")
+	if want := nextTick(t, known); got != want {
+		t.Errorf("threads after thaw:\n  got  %s\n  want %s", got, want)
+	}
+	if got := o.ask("spin", "spin "); got != "spin ok" {
+		t.Errorf("the spinning thread after thaw: %q", got)
+	}
+	if got := o.ask("kill", "kill "); got != "kill ok" {
+		t.Errorf("pthread_kill to each worker after thaw: %q", got)
+	}
+}
+
+// threadsFinish: the thread blocked in pthread_join returns when the
+// thread it joins ends; the main thread unlocks the robust mutex it
+// held since before both freezes (its owner tid patched: the main
+// thread's tid changed) and the thread blocked on it gets it.
+func threadsFinish(t *testing.T, o *oproc) {
+	t.Helper()
+	if got := o.ask("join", "join "); got != "join ok" {
+		t.Errorf("pthread_join after thaw: %q", got)
+	}
+	if got := o.ask("release", "release "); got != "release unlock=0 waiter=0" {
+		t.Errorf("robust mutex held across the thaw: %q, want release unlock=0 waiter=0", got)
+	}
+	exitWith(0)(t, o)
+}
+
+// nextTick is the tick line that follows line: each counter one more.
+func nextTick(t *testing.T, line string) string {
+	t.Helper()
+	f := strings.Fields(line)
+	for i, w := range f {
+		k, v, ok := strings.Cut(w, "=")
+		a, b, ok2 := strings.Cut(v, "/")
+		if !ok || !ok2 || !strings.HasPrefix(k, "w") {
+			continue
+		}
+		x, err1 := strconv.Atoi(a)
+		y, err2 := strconv.Atoi(b)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("bad tick line %q", line)
+		}
+		f[i] = fmt.Sprintf("%s=%d/%d", k, x+1, y+1)
+	}
+	return strings.Join(f, " ")
 }
 
 func exitWith(code int) func(*testing.T, *oproc) {

@@ -1,0 +1,241 @@
+/*
+ * threads: a pthreads program with state in its threads' stacks and TLS,
+ * threads blocked in condition variables, a robust mutex, pthread_join
+ * and a spinning loop, all of which must go on after a thaw.
+ *
+ *   - NW workers each wait on a condition variable for a tick; on one
+ *     they add 1 to a TLS counter and to a counter on their stack, keep
+ *     a malloc'd block per tick (their own malloc arena), check that
+ *     gettid() is the tid glibc caches (the __owner an ERRORCHECK mutex
+ *     records when the thread locks it), and report;
+ *   - the main thread holds a robust ERRORCHECK mutex that a waiter
+ *     thread is blocked on (a futex wait on a word holding the main
+ *     thread's tid);
+ *   - a joiner thread is blocked in pthread_join on a sleeper thread;
+ *   - a spinner counts in a loop.
+ *
+ * Commands on stdin, one answer line each on stdout:
+ *   tick     -> "tick w0=T/S w1=... tids=ok malloc=ok" (TLS/stack counts)
+ *   spin     -> "spin ok" when the spinner advances
+ *   kill     -> "kill ok": pthread_kill(SIGUSR1) reaches every worker
+ *   release  -> "release unlock=0 waiter=0": main unlocks the robust
+ *               mutex, the waiter gets it
+ *   join     -> "join ok": the sleeper ends, the joiner returns
+ *   exit N
+ * Prints "ready" once every thread is in place.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include "lineio.h"
+
+#define NW 4
+
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
+static long req[NW], ack[NW];
+static long rep_tls[NW], rep_stack[NW];
+static int rep_tidok[NW], rep_mallocok[NW];
+static pthread_t workers[NW];
+static volatile pid_t sig_seen[NW];
+static __thread long tls_n;
+static __thread int my_index = -1;
+
+static pthread_mutex_t robust;
+static volatile int waiter_rc = -1, waiter_done;
+
+static pthread_mutex_t sleeper_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sleeper_cv = PTHREAD_COND_INITIALIZER;
+static int sleeper_go;
+static volatile int joined;
+
+static volatile unsigned long spin;
+
+static pid_t gettid_sys(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* cached_tid: the tid glibc records as a mutex owner, its cached one. */
+static pid_t cached_tid(void)
+{
+	pthread_mutexattr_t a;
+	pthread_mutex_t x;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&x, &a);
+	pthread_mutex_lock(&x);
+	pid_t t = x.__data.__owner;
+	pthread_mutex_unlock(&x);
+	return t;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (my_index >= 0)
+		sig_seen[my_index] = gettid_sys();
+}
+
+struct block {
+	struct block *next;
+	long n;
+	char pad[200];
+};
+
+static void *worker(void *arg)
+{
+	int i = (int)(long)arg;
+	long stack_n = 1000 * (i + 1);
+	struct block *blocks = NULL;
+	my_index = i;
+	pthread_mutex_lock(&m);
+	for (;;) {
+		while (req[i] == ack[i])
+			pthread_cond_wait(&cv, &m);
+		tls_n++;
+		stack_n++;
+		struct block *b = malloc(sizeof *b);
+		b->n = tls_n;
+		b->next = blocks;
+		blocks = b;
+		long want = tls_n, ok = 1;
+		for (struct block *p = blocks; p; p = p->next, want--)
+			if (p->n != want)
+				ok = 0;
+		rep_tls[i] = tls_n;
+		rep_stack[i] = stack_n;
+		rep_tidok[i] = cached_tid() == gettid_sys();
+		rep_mallocok[i] = ok && want == 0;
+		ack[i] = req[i];
+		pthread_cond_broadcast(&done_cv);
+	}
+	return NULL;
+}
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	waiter_rc = pthread_mutex_lock(&robust);
+	if (waiter_rc == 0)
+		pthread_mutex_unlock(&robust);
+	waiter_done = 1;
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&sleeper_m);
+	while (!sleeper_go)
+		pthread_cond_wait(&sleeper_cv, &sleeper_m);
+	pthread_mutex_unlock(&sleeper_m);
+	return (void *)42;
+}
+
+static void *joiner(void *arg)
+{
+	void *ret = NULL;
+	if (pthread_join(*(pthread_t *)arg, &ret) == 0 && ret == (void *)42)
+		joined = 1;
+	return NULL;
+}
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	for (;;)
+		spin++;
+	return NULL;
+}
+
+static void msleep(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int main(void)
+{
+	struct sigaction sa = {.sa_handler = on_usr1};
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&robust, &a);
+	if (pthread_mutex_lock(&robust) != 0)
+		return 10;
+	for (long i = 0; i < NW; i++)
+		if (pthread_create(&workers[i], NULL, worker, (void *)i) != 0)
+			return 11;
+	pthread_t w, s, j, sp;
+	static pthread_t sleeper_t;
+	if (pthread_create(&w, NULL, waiter, NULL) || pthread_create(&sleeper_t, NULL, sleeper, NULL) ||
+	    pthread_create(&j, NULL, joiner, &sleeper_t) || pthread_create(&sp, NULL, spinner, NULL))
+		return 12;
+	(void)s;
+	put("ready\n");
+	char line[64];
+	while (read_line(line, sizeof line) >= 0) {
+		if (strcmp(line, "tick") == 0) {
+			pthread_mutex_lock(&m);
+			for (int i = 0; i < NW; i++)
+				req[i]++;
+			pthread_cond_broadcast(&cv);
+			for (int i = 0; i < NW; i++)
+				while (ack[i] != req[i])
+					pthread_cond_wait(&done_cv, &m);
+			char buf[400];
+			int n = snprintf(buf, sizeof buf, "tick");
+			int tids = 1, mal = 1;
+			for (int i = 0; i < NW; i++) {
+				n += snprintf(buf + n, sizeof buf - n, " w%d=%ld/%ld", i, rep_tls[i], rep_stack[i]);
+				tids &= rep_tidok[i];
+				mal &= rep_mallocok[i];
+			}
+			pthread_mutex_unlock(&m);
+			tids &= cached_tid() == gettid_sys();
+			putf("%s tids=%s malloc=%s\n", buf, tids ? "ok" : "bad", mal ? "ok" : "bad");
+		} else if (strcmp(line, "spin") == 0) {
+			unsigned long a0 = spin;
+			msleep(20);
+			putf("spin %s\n", spin != a0 ? "ok" : "stuck");
+		} else if (strcmp(line, "kill") == 0) {
+			for (int i = 0; i < NW; i++) {
+				sig_seen[i] = 0;
+				pthread_kill(workers[i], SIGUSR1);
+			}
+			int lost = -1;
+			for (int k = 0; k < 500; k++) {
+				lost = -1;
+				for (int i = 0; i < NW; i++)
+					if (sig_seen[i] == 0)
+						lost = i;
+				if (lost < 0)
+					break;
+				msleep(2);
+			}
+			if (lost >= 0)
+				putf("kill lost w%d\n", lost);
+			else
+				put("kill ok\n");
+		} else if (strcmp(line, "release") == 0) {
+			int rc = pthread_mutex_unlock(&robust);
+			for (int k = 0; k < 500 && !waiter_done; k++)
+				msleep(2);
+			putf("release unlock=%d waiter=%d\n", rc, waiter_rc);
+		} else if (strcmp(line, "join") == 0) {
+			pthread_mutex_lock(&sleeper_m);
+			sleeper_go = 1;
+			pthread_cond_signal(&sleeper_cv);
+			pthread_mutex_unlock(&sleeper_m);
+			for (int k = 0; k < 500 && !joined; k++)
+				msleep(2);
+			putf("join %s\n", joined ? "ok" : "stuck");
+		} else if (strncmp(line, "exit", 4) == 0) {
+			cmd_exit(line);
+		}
+	}
+	return 0;
+}
