@@ -234,7 +234,9 @@ func TestReservationLockLimit(t *testing.T) {
 	if st.ExitCode() != 1 {
 		t.Fatalf("thaw as nobody: %v, want exit status 1\n%s", st, th.diag())
 	}
-	msg := th.errs.text()
+	// The helper, not the thaw's child, says why: its line may reach
+	// the pipe's reader after the exit is seen.
+	msg, _ := th.errs.nextLine(lineTimeout)
 	t.Logf("thaw as nobody: %s", strings.TrimSpace(msg))
 	for _, want := range []string{"mlock2", "RLIMIT_MEMLOCK", "(anonymous)", "cannot allocate memory"} {
 		if !strings.Contains(msg, want) {
