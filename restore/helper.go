@@ -569,12 +569,8 @@ func (h *helper) resume(th *image.Thread) error {
 	}
 	// A process frozen in job-control stop comes back stopped: the
 	// detach delivers SIGSTOP, and its parent sees it stop.
-	sig := 0
-	if h.p.Stopped {
-		sig = int(unix.SIGSTOP)
-	}
 	h.logf("resuming")
-	if err := h.releaseThreads(sig); err != nil {
+	if err := h.releaseThreads(h.p.Stopped); err != nil {
 		return err
 	}
 	if h.winch {

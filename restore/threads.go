@@ -1,8 +1,11 @@
 package restore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -153,20 +156,52 @@ func (h *helper) threadState(th *image.Thread) error {
 }
 
 // releaseThreads lets the whole process go: the other threads, then the
-// leader, each detached from its parked stop with sig (SIGSTOP for a
-// process frozen stopped: each thread takes it before its first
-// instruction, and the group stops).
-func (h *helper) releaseThreads(sig int) error {
+// leader, each detached from its parked stop. A process frozen stopped
+// comes back stopped, and no thread of it runs a single instruction on
+// the way: the leader is detached first with SIGSTOP, which it takes
+// before returning to user mode and which starts the group stop; once
+// it has stopped, the others, detached, join the stop before their
+// first instruction (kernel/ptrace.c, __ptrace_unlink). SIGSTOP goes to
+// the leader alone, as kill(pid, SIGSTOP) would have left it: no
+// thread keeps one pending.
+func (h *helper) releaseThreads(stopped bool) error {
 	var errs []error
-	for _, p := range h.parked {
-		if err := ptrace.Detach(p.tid, sig); err != nil {
+	if stopped {
+		if err := ptrace.Detach(h.pid, int(unix.SIGSTOP)); err != nil {
+			return err
+		}
+		if err := waitTaskStopped(h.pid, h.pid); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := ptrace.Detach(h.pid, sig); err != nil {
-		errs = append(errs, err)
+	for _, p := range h.parked {
+		if err := ptrace.Detach(p.tid, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !stopped {
+		if err := ptrace.Detach(h.pid, 0); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitTaskStopped waits, a bounded time, until thread tid of pid is in a
+// job-control stop.
+func waitTaskStopped(pid, tid int) error {
+	path := fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid)
+	for i := 0; i < 2000; i++ {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if j := bytes.LastIndexByte(b, ')'); j > 0 && j+2 < len(b) && b[j+2] == 'T' {
+			return nil
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return fmt.Errorf("thread %d did not stop after SIGSTOP", tid)
 }
 
 // futexTidMask is FUTEX_TID_MASK (include/uapi/linux/futex.h): the owner
