@@ -1101,10 +1101,6 @@ type oracleCase struct {
 	// prove runs on the thawed copy, continued: the victim shows its
 	// state is the one it had at prepare.
 	prove func(t *testing.T, o *oproc, known string)
-	// mayRefuse: the victim is only sometimes freezable (churn: threads
-	// and children come and go); a refused freeze is tried again, on
-	// another stop, up to 20 times.
-	mayRefuse bool
 	// finish ends the last copy.
 	finish func(t *testing.T, o *oproc)
 }
@@ -1133,11 +1129,7 @@ func oracleCycles(t *testing.T, c oracleCase, bin string) {
 			waitIdle(t, cur)
 		}
 		img := filepath.Join(dir, fmt.Sprintf("cycle%d.bin", cycle))
-		if c.mayRefuse {
-			freezeRetry(t, cur, img)
-		} else {
-			freeze(t, "--leave-running", "-o", img, strconv.Itoa(cur.pid))
-		}
+		freeze(t, "--leave-running", "-o", img, strconv.Itoa(cur.pid))
 		if c.stopped {
 			waitStopped(t, cur.pid)
 		} else {
@@ -1170,27 +1162,6 @@ func oracleCycles(t *testing.T, c oracleCase, bin string) {
 		c.finish(t, cur)
 	}
 	t.Logf("%s: two cycles in %v", c.name, time.Since(start).Round(time.Millisecond))
-}
-
-// freezeRetry freezes the stopped victim, letting it run a little and
-// stopping it again while freeze refuses it for a passing reason.
-func freezeRetry(t *testing.T, o *oproc, img string) {
-	t.Helper()
-	for try := 1; ; try++ {
-		r := runTool(t, freezeBin, "--leave-running", "-o", img, strconv.Itoa(o.pid))
-		requireNoCrash(t, r)
-		if r.code == 0 {
-			t.Logf("%s (%v, try %d)", strings.Join(r.args, " "), r.dur.Round(time.Millisecond), try)
-			return
-		}
-		requireToolError(t, r, 1, []string{"freeze: "}, "threads|child processes")
-		if try == 20 {
-			t.Fatalf("20 freezes of %s refused; the last:\n%s", o.name, r)
-		}
-		syscall.Kill(o.pid, syscall.SIGCONT)
-		o.ask("ping", "pong ") // it ran a round or more
-		sigStop(t, o.pid)
-	}
 }
 
 // checkOK asks a victim to check itself ("check" → "check ok ...") and
