@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -303,4 +304,67 @@ func BenchmarkFreezeReserve64G(b *testing.B) {
 	if floor != 0 {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-floor256M")
 	}
+}
+
+// BenchmarkThreads: freeze (--leave-running) and thaw, until the thawed
+// process answers, of a process with 1 thread (testdata/pipe.c) and of
+// one with 64 (testdata/threads.c with 56 idle threads added to its 8),
+// both small: the cost of the threads themselves, next to each other.
+// Reports freeze-ms and thaw-ms per run.
+func BenchmarkThreads(b *testing.B) {
+	for _, bc := range []struct {
+		name, victim string
+		args         []string
+		ask, answer  string
+	}{
+		{name: "1", victim: "pipe", ask: "one", answer: "got one"},
+		{name: "64", victim: "threads", args: []string{"56"}, ask: "tick", answer: "tick "},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			setup(b)
+			p := startProc(b, bc.victim, buildVictim(b, bc.victim), bc.args)
+			p.expect("ready")
+			p.ask(bc.ask, bc.answer)
+			if n := countTasks(b, p.pid()); strconv.Itoa(n) != bc.name {
+				b.Fatalf("%s has %d threads, want %s", bc.victim, n, bc.name)
+			}
+			waitInSyscall(b, p, sysRead)
+			img := filepath.Join(b.TempDir(), "img.bin")
+			pid := strconv.Itoa(p.pid())
+			var freezeNs, thawNs time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
+				freezeNs += time.Since(t0)
+				if r.code != 0 {
+					b.Fatalf("freeze failed:\n%s", r)
+				}
+				t0 = time.Now()
+				th := thaw(b, img, false)
+				th.ask(bc.ask, bc.answer)
+				thawNs += time.Since(t0)
+				b.StopTimer()
+				th.kill()
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(freezeNs.Microseconds())/1000/float64(b.N), "freeze-ms")
+			b.ReportMetric(float64(thawNs.Microseconds())/1000/float64(b.N), "thaw-ms")
+		})
+	}
+}
+
+func countTasks(tb testing.TB, pid int) int {
+	tb.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(ents)
 }

@@ -22,7 +22,9 @@
  *               mutex, the waiter gets it
  *   join     -> "join ok": the sleeper ends, the joiner returns
  *   exit N
- * Prints "ready" once every thread is in place.
+ * Prints "ready" once every thread is in place. An argument N adds N idle
+ * threads, each blocked in a condition variable, and leaves the spinner
+ * out (the benchmarks' many-threaded process, which must not eat a CPU).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -148,6 +150,18 @@ static void *spinner(void *arg)
 	return NULL;
 }
 
+static pthread_mutex_t idle_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+
+static void *idle(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&idle_m);
+	for (;;)
+		pthread_cond_wait(&idle_cv, &idle_m);
+	return NULL;
+}
+
 static void msleep(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -155,8 +169,9 @@ static void msleep(long ms)
 		;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int extra = argc > 1 ? atoi(argv[1]) : 0;
 	struct sigaction sa = {.sa_handler = on_usr1};
 	sigaction(SIGUSR1, &sa, NULL);
 	pthread_mutexattr_t a;
@@ -172,9 +187,14 @@ int main(void)
 	pthread_t w, s, j, sp;
 	static pthread_t sleeper_t;
 	if (pthread_create(&w, NULL, waiter, NULL) || pthread_create(&sleeper_t, NULL, sleeper, NULL) ||
-	    pthread_create(&j, NULL, joiner, &sleeper_t) || pthread_create(&sp, NULL, spinner, NULL))
+	    pthread_create(&j, NULL, joiner, &sleeper_t) || (extra == 0 && pthread_create(&sp, NULL, spinner, NULL)))
 		return 12;
 	(void)s;
+	for (int i = 0; i < extra; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, idle, NULL) != 0)
+			return 13;
+	}
 	put("ready\n");
 	char line[64];
 	while (read_line(line, sizeof line) >= 0) {
