@@ -1409,8 +1409,19 @@ func TestOracle(t *testing.T) {
 			finish: exitWith(0)},
 		unixsockCase(),
 		{name: "threads/pipes", victim: "threads", mode: startPipes, ready: expectReady,
-			prepare: func(t *testing.T, o *oproc) string { return o.ask("tick", "tick ") },
-			prove:   threadsProve, finish: threadsFinish},
+			prepare: func(t *testing.T, o *oproc) string {
+				// Signals pending across the freeze: one for one
+				// thread, one for the process.
+				o.ask("pend", "pend ok")
+				return o.ask("tick", "tick ")
+			},
+			prove: func(t *testing.T, o *oproc, known string) {
+				threadsProve(t, o, known)
+				if got := o.ask("take", "take "); got != "take w1=12/0 others=none main=35/77" {
+					t.Errorf("signals pending at freeze, after thaw: %q, want SIGUSR2 for worker 1 alone and signal 35 (value 77) for the process", got)
+				}
+			},
+			finish: threadsFinish},
 		{name: "threads/shell-log", victim: "threads", mode: startShellLog, ready: expectReady,
 			prepare: func(t *testing.T, o *oproc) string { return o.ask("tick", "tick ") },
 			prove:   threadsProve, finish: threadsFinish},

@@ -244,6 +244,9 @@ func (h *helper) restore() error {
 	if err := h.checkVDSO(stubMaps); err != nil {
 		return err
 	}
+	if err := h.checkPending(); err != nil {
+		return err
+	}
 	h.logf("checks passed")
 	if err := h.restoreZombies(); err != nil {
 		return err
@@ -293,7 +296,10 @@ func (h *helper) restore() error {
 	if err := h.cloneThreads(); err != nil {
 		return err
 	}
-	if err := h.restorePending(); err != nil {
+	if err := h.restorePending(th, h.pid, false); err != nil {
+		return err
+	}
+	if err := h.restorePending(th, h.pid, true); err != nil {
 		return err
 	}
 	return h.resume(th)

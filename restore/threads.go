@@ -112,6 +112,9 @@ func (h *helper) cloneThread(th *image.Thread) (int, error) {
 	leader := h.s
 	h.s = s
 	err = h.threadState(th)
+	if err == nil {
+		err = h.restorePending(th, tid, false)
+	}
 	h.s = leader
 	if err != nil {
 		return tid, err
@@ -298,16 +301,21 @@ func (h *helper) patchTids() error {
 	return nil
 }
 
-// restorePending queues the signals pending at freeze again: the
-// process-wide ones to the process, each thread's to that thread under
-// its new tid.
-func (h *helper) restorePending() error {
+// restorePending queues again the signals pending at freeze that th's
+// queue held, in the thread h.s runs in (tid, th's thread here), and
+// with shared the process's: a signal with a user si_code may only be
+// queued to a thread by itself (kernel/signal.c,
+// do_rt_tgsigqueueinfo), so each thread queues its own.
+func (h *helper) restorePending(th *image.Thread, tid int, shared bool) error {
 	t := h.r.Tail()
 	if t == nil {
 		return nil
 	}
 	sys := h.host.Sys
 	for _, si := range t.Pending {
+		if si.Shared != shared || !si.Shared && si.Tid != th.Tid {
+			continue
+		}
 		addr, err := h.poke(0, si.Raw[:])
 		if err != nil {
 			return err
@@ -315,13 +323,33 @@ func (h *helper) restorePending() error {
 		signo := uint64(le.Uint32(si.Raw[:]))
 		if si.Shared {
 			_, err = h.sys("rt_sigqueueinfo", sys.RtSigqueueinfo, uint64(h.pid), signo, addr)
-		} else if tid, ok := h.tids[si.Tid]; !ok {
-			return fmt.Errorf("a signal is pending for thread %d, which the image does not hold", si.Tid)
 		} else {
 			_, err = h.sys("rt_tgsigqueueinfo", sys.RtTgsigqueueinfo, uint64(h.pid), uint64(tid), signo, addr)
 		}
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkPending refuses an image with a signal pending for a thread it
+// does not hold.
+func (h *helper) checkPending() error {
+	t := h.r.Tail()
+	if t == nil {
+		return nil
+	}
+	held := map[int]bool{}
+	for _, th := range h.p.Threads {
+		held[th.Tid] = true
+	}
+	for _, si := range t.Pending {
+		if si.Shared {
+			continue
+		}
+		if !held[si.Tid] {
+			return fmt.Errorf("a signal is pending for thread %d, which the image does not hold", si.Tid)
 		}
 	}
 	return nil

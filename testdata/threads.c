@@ -18,6 +18,13 @@
  *   tick     -> "tick w0=T/S w1=... tids=ok malloc=ok" (TLS/stack counts)
  *   spin     -> "spin ok" when the spinner advances
  *   kill     -> "kill ok": pthread_kill(SIGUSR1) reaches every worker
+ *   pend     -> "pend ok": SIGUSR2 queued for worker 1 alone
+ *               (pthread_kill; every thread blocks it) and SIGRTMIN+1
+ *               with value 77 for the process (sigqueue)
+ *   take     -> "take w1=12/0 others=none main=35/77": worker 1 takes
+ *               its SIGUSR2 (signo/si_code as glibc's pthread_kill
+ *               queued it), no other worker sees one, the main thread
+ *               takes the process's signal (signo/value)
  *   release  -> "release unlock=0 waiter=0": main unlocks the robust
  *               mutex, the waiter gets it
  *   join     -> "join ok": the sleeper ends, the joiner returns
@@ -38,6 +45,8 @@
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
 static long req[NW], ack[NW];
+static int task; /* what a request asks: 0 a tick, 1 take signals */
+static char took[NW][32];
 static long rep_tls[NW], rep_stack[NW];
 static int rep_tidok[NW], rep_mallocok[NW];
 static pthread_t workers[NW];
@@ -94,6 +103,22 @@ static void *worker(void *arg)
 	for (;;) {
 		while (req[i] == ack[i])
 			pthread_cond_wait(&cv, &m);
+		if (task == 1) {
+			sigset_t u2, pend;
+			sigemptyset(&u2);
+			sigaddset(&u2, SIGUSR2);
+			struct timespec zero = {0, 0};
+			siginfo_t si;
+			if (sigtimedwait(&u2, &si, &zero) == SIGUSR2)
+				snprintf(took[i], sizeof took[i], "%d/%d", si.si_signo, si.si_code);
+			else if (sigpending(&pend) == 0 && sigismember(&pend, SIGUSR2))
+				snprintf(took[i], sizeof took[i], "pending");
+			else
+				snprintf(took[i], sizeof took[i], "none");
+			ack[i] = req[i];
+			pthread_cond_broadcast(&done_cv);
+			continue;
+		}
 		tls_n++;
 		stack_n++;
 		struct block *b = malloc(sizeof *b);
@@ -169,9 +194,28 @@ static void msleep(long ms)
 		;
 }
 
+/* ask sends every worker a request of kind t and waits for all. */
+static void ask_workers(int t)
+{
+	pthread_mutex_lock(&m);
+	task = t;
+	for (int i = 0; i < NW; i++)
+		req[i]++;
+	pthread_cond_broadcast(&cv);
+	for (int i = 0; i < NW; i++)
+		while (ack[i] != req[i])
+			pthread_cond_wait(&done_cv, &m);
+	pthread_mutex_unlock(&m);
+}
+
 int main(int argc, char **argv)
 {
 	int extra = argc > 1 ? atoi(argv[1]) : 0;
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR2);
+	sigaddset(&block, SIGRTMIN + 1);
+	pthread_sigmask(SIG_BLOCK, &block, NULL); /* every thread inherits it */
 	struct sigaction sa = {.sa_handler = on_usr1};
 	sigaction(SIGUSR1, &sa, NULL);
 	pthread_mutexattr_t a;
@@ -199,13 +243,8 @@ int main(int argc, char **argv)
 	char line[64];
 	while (read_line(line, sizeof line) >= 0) {
 		if (strcmp(line, "tick") == 0) {
+			ask_workers(0);
 			pthread_mutex_lock(&m);
-			for (int i = 0; i < NW; i++)
-				req[i]++;
-			pthread_cond_broadcast(&cv);
-			for (int i = 0; i < NW; i++)
-				while (ack[i] != req[i])
-					pthread_cond_wait(&done_cv, &m);
 			char buf[400];
 			int n = snprintf(buf, sizeof buf, "tick");
 			int tids = 1, mal = 1;
@@ -217,6 +256,27 @@ int main(int argc, char **argv)
 			pthread_mutex_unlock(&m);
 			tids &= cached_tid() == gettid_sys();
 			putf("%s tids=%s malloc=%s\n", buf, tids ? "ok" : "bad", mal ? "ok" : "bad");
+		} else if (strcmp(line, "pend") == 0) {
+			union sigval v = {.sival_int = 77};
+			if (pthread_kill(workers[1], SIGUSR2) != 0 || sigqueue(getpid(), SIGRTMIN + 1, v) != 0)
+				put("pend failed\n");
+			else
+				put("pend ok\n");
+		} else if (strcmp(line, "take") == 0) {
+			ask_workers(1);
+			int others = 1;
+			for (int i = 0; i < NW; i++)
+				if (i != 1 && strcmp(took[i], "none") != 0)
+					others = 0;
+			sigset_t rt;
+			sigemptyset(&rt);
+			sigaddset(&rt, SIGRTMIN + 1);
+			struct timespec zero = {0, 0};
+			siginfo_t si;
+			char mainbuf[32] = "none";
+			if (sigtimedwait(&rt, &si, &zero) == SIGRTMIN + 1)
+				snprintf(mainbuf, sizeof mainbuf, "%d/%d", si.si_signo, si.si_value.sival_int);
+			putf("take w1=%s others=%s main=%s\n", took[1], others ? "none" : "some", mainbuf);
 		} else if (strcmp(line, "spin") == 0) {
 			unsigned long a0 = spin;
 			msleep(20);
