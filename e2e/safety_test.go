@@ -22,7 +22,7 @@ import (
 // target's state with self-checking victims and with /proc.
 
 // freezeSteps are the steps of a freeze, in order (freeze/fault.go).
-var freezeSteps = []string{"seized", "injecting", "collected", "dumping", "written", "fsync"}
+var freezeSteps = []string{"seized", "injecting", "thread", "collected", "dumping", "written", "fsync"}
 
 // procSnapshot is what /proc shows of a process that a failed freeze must
 // not change: its mappings, its descriptors with offsets and flags, and
@@ -129,11 +129,56 @@ func startChecked(t *testing.T, name string) (*proc, func()) {
 				t.Errorf("registers after the failed freeze: %q\n%s", line, p.diag())
 			}
 		}
+	case "threads":
+		// Every thread: its mask, its pending signals (one for worker
+		// 1, one for the process, pending across the failed freeze),
+		// its state in TLS and on its stack, its cached tid.
+		p = startProc(t, name, buildVictim(t, name), nil)
+		p.expect("ready")
+		p.ask("pend", "pend ok")
+		tick := p.ask("tick", "tick ")
+		tasks := taskSnapshot(t, p.pid())
+		verify = func() {
+			if got := taskSnapshot(t, p.pid()); got != tasks {
+				t.Errorf("threads changed by the failed freeze:\n--- before\n%s--- after\n%s", tasks, got)
+			}
+			if got, want := p.ask("tick", "tick "), nextTick(t, tick); got != want {
+				t.Errorf("threads after the failed freeze:\n  got  %s\n  want %s", got, want)
+			}
+			if got := p.ask("take", "take "); got != "take w1=12/0 others=none main=35/77" {
+				t.Errorf("pending signals after the failed freeze: %q", got)
+			}
+		}
 	default:
 		t.Fatalf("no checked victim %q", name)
 	}
 	waitInSyscall(t, p, sysRead)
 	return p, verify
+}
+
+// taskSnapshot is each thread's name, blocked and pending signals, in
+// tid order.
+func taskSnapshot(t *testing.T, pid int) string {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:", e.Name())
+		for _, l := range strings.Split(string(st), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && (k == "Name" || k == "SigBlk" || k == "SigPnd" || k == "ShdPnd") {
+				fmt.Fprintf(&b, " %s=%s", k, strings.TrimSpace(v))
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // requireNoOutput fails if anything appeared in dir.
@@ -157,11 +202,11 @@ func requireIntact(t *testing.T, p *proc, before string, verify func()) {
 }
 
 // TestFreezeFaults: the fault matrix. Each step of a freeze fails in turn,
-// on victims that check their memory, signal state, registers and event
-// fds.
+// on victims that check their memory, signal state, registers, event
+// fds and threads.
 func TestFreezeFaults(t *testing.T) {
 	setup(t)
-	for _, victim := range []string{"memcheck", "signals", "regs", "events"} {
+	for _, victim := range []string{"memcheck", "signals", "regs", "events", "threads"} {
 		for _, step := range freezeSteps {
 			t.Run(victim+"/"+step, func(t *testing.T) {
 				p, verify := startChecked(t, victim)
@@ -209,7 +254,7 @@ func pausedFreeze(t *testing.T, step string, during func(freeze *exec.Cmd) bool,
 // stops it; the target goes on as it was.
 func TestFreezeInterrupted(t *testing.T) {
 	setup(t)
-	for i, step := range freezeSteps[:5] {
+	for i, step := range freezeSteps[:6] {
 		sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}[i%2]
 		t.Run(step+"/"+sig.String(), func(t *testing.T) {
 			p, verify := startChecked(t, "memcheck")

@@ -19,7 +19,8 @@ import (
 //	                              disturb the target or freeze itself
 //
 // Steps, in order: seized, injecting (scratch page mapped, signals
-// blocked), collected, dumping (first pages written), written (before
+// blocked), thread (the last thread read, its own injection session
+// still open; the main thread's when it is the only one), collected, dumping (first pages written), written (before
 // fsync and rename), fsync (fails the fsync).
 const (
 	envFault = "CRYO_TEST_FAULT"

@@ -363,12 +363,16 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 		return err
 	}
 	p.Threads = make([]image.Thread, 0, len(f.group.Tids))
-	for _, tid := range f.group.Tids {
+	for i, tid := range f.group.Tids {
+		last := i == len(f.group.Tids)-1
 		var th image.Thread
 		if tid == pid {
 			th, err = f.collectThread(r)
+			if err == nil && last {
+				err = fault(ctx, "thread")
+			}
 		} else {
-			th, err = f.collectOther(r, tid, site)
+			th, err = f.collectOther(ctx, r, tid, site, last)
 		}
 		if err != nil {
 			return err
@@ -384,7 +388,7 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 // collectOther reads thread tid (not the leader) through an injection
 // session of its own, with the leader's scratch page.
 // Precondition: called via Tracer.Do.
-func (f *freezer) collectOther(lr *remote, tid int, site uint64) (th image.Thread, err error) {
+func (f *freezer) collectOther(ctx context.Context, lr *remote, tid int, site uint64, last bool) (th image.Thread, err error) {
 	s, err := inject.Begin(tid, site)
 	if err != nil {
 		return th, err
@@ -392,7 +396,10 @@ func (f *freezer) collectOther(lr *remote, tid int, site uint64) (th image.Threa
 	defer func() { err = errors.Join(err, s.End()) }()
 	r := *lr
 	r.s, r.tid = s, tid
-	return f.collectThread(&r)
+	if th, err = f.collectThread(&r); err == nil && last {
+		err = fault(ctx, "thread") // with this thread's session open
+	}
+	return th, err
 }
 
 // collectThread reads the registers and per-thread state of r's thread.
