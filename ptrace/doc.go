@@ -10,4 +10,10 @@
 //
 // Attaching uses PTRACE_SEIZE + PTRACE_INTERRUPT: no SIGSTOP is sent, so
 // neither the target nor its parent's job control sees a stop.
+// SeizeGroup holds a whole thread group that way (group.go).
+//
+// Every wait goes through one dispatcher (wait.go): wait4(-1, __WALL) on
+// the tracer thread, the stops of tracees nobody is waiting for queued
+// per tid. Wait and WaitAny refuse to run on any other OS thread than a
+// Tracer's.
 package ptrace

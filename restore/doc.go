@@ -54,13 +54,17 @@
 //  10. restoreLate (state.go): personality, membarrier, mlockall, creds
 //     (when the thaw runs as root), dumpable, MDWE, no_new_privs, then the
 //     interval and POSIX timers, which start running when set
-//  11. the last injected call unmaps the stub region; it enters from an
+//  11. the other threads (threads.go, below): each made by an injected
+//     clone3 from the leader, its state restored, its frozen registers
+//     loaded, parked; thread ids patched; pending signals queued again,
+//     each thread's by itself, the process's by the leader
+//  12. the last injected call unmaps the stub region; it enters from an
 //     event stop with the frozen registers around its own (arm64 puts
 //     back x7 from syscall entry at the end of a syscall stop); stopped
 //     at its syscall exit, the helper loads the frozen registers (with
 //     the syscall-restart fix-up), the FPU/xsave state, the TLS register
-//     (arm64) and the signal mask, and detaches (with SIGSTOP if the
-//     process was stopped)
+//     (arm64) and the signal mask, and detaches every thread (a process
+//     frozen stopped: the leader first, with SIGSTOP)
 //
 // The address space during the restore:
 //
@@ -74,6 +78,59 @@
 //	   │                                                           │
 //	   │   [process mappings, created at their own addresses] ...  │
 //	   │                       [vvar][vvar_vclock][vdso] moved in  │
+//
+// # Threads
+//
+// The leader is rebuilt as above, as if it were alone. Then, for each
+// other thread of the image, in tid order:
+//
+//	leader:  clone3(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|PTRACE,
+//	                set_tid = {frozen tid}, stack = 0)
+//	           └─▶ new thread T, traced from birth, stops (EVENT_STOP)
+//	                 with every signal blocked (the leader's injected mask)
+//	T:       inject.Begin at the same site (one address space)
+//	         sigaltstack, set_tid_address, set_robust_list, rseq,
+//	         PR_SET_NAME, sched_setattr/affinity/ioprio, prctls,
+//	         its own pending signals (rt_tgsigqueueinfo to itself)
+//	         Settle; one last call (gettid) built on its frozen registers;
+//	         in that syscall-exit stop: registers, FPU, TLS, mask
+//	         ── parked: nothing of T runs until the release
+//
+// Threads are made after restoreLate, so they inherit what a
+// pthread_create'd thread shares with its creator: credentials,
+// personality, no_new_privs (per-task in the kernel, kept equal by
+// glibc's setxid broadcast). None of them runs before the leader's
+// last call has unmapped the restorer: the address space is whole
+// before any instruction of the program runs. A failure on the way ends
+// the stub with exit_group, which takes the parked threads with it.
+//
+// Thread ids. The leader's tid is the thawing process's pid (exec
+// semantics), so it changes unless the thaw runs with the frozen pid. The
+// others get their frozen tids back with clone3's set_tid when this thaw
+// may choose them (CAP_CHECKPOINT_RESTORE in its user namespace, which
+// the credentials restored before the clones decide) and they are free;
+// otherwise any tid. Where a tid changed, what the process keeps of it
+// is patched, for every thread:
+//
+//   - glibc's cached tid in struct pthread, which the tid address
+//     (set_tid_address, CLONE_CHILD_CLEARTID) points at: pthread_kill,
+//     pthread mutex owners and everything else glibc does with
+//     THREAD_SELF->tid use the new one;
+//   - the robust mutexes each thread holds (its robust list, walked from
+//     the head set_robust_list registered): the owner tid in the futex
+//     word (FUTEX_TID_MASK; FUTEX_WAITERS and FUTEX_OWNER_DIED kept), and
+//     glibc's __owner 8 bytes further when it holds the same tid, so
+//     that the owner can unlock it and a waiter (re-issuing its futex
+//     wait, whose expected value is then stale) sees the new word.
+//
+// What cannot be found is not patched: the __owner of a held non-robust
+// ERRORCHECK or RECURSIVE mutex (its owner's unlock then fails with
+// EPERM, a recursive relock blocks) or of a held PI mutex, and tids a
+// program copied elsewhere (the Go runtime's m.procid, used to preempt a
+// thread with tgkill: the leader's M is then not preempted by signal).
+// Held across the freeze by a thread whose tid changed, those are
+// wrong after the thaw; every other thread keeps its tid whenever the
+// thaw may choose it.
 //
 // If any step fails, the helper prints the reason and makes P exit(1)
 // through the injection site (which lives until the very last call); if
