@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var freezePrefix = []string{"freeze: "}
@@ -101,6 +102,33 @@ func TestFreezeErrors(t *testing.T) {
 		tr.kill()
 		p.requireUndisturbed()
 		p.ask("free", "got free")
+	})
+
+	t.Run("exited-main-thread", func(t *testing.T) {
+		// pthread_exit in main: the leader is a zombie, the other
+		// threads run on (but the waiter on the robust mutex main held,
+		// which returns EOWNERDEAD and ends). Refused, left as it was.
+		dir := t.TempDir()
+		p := startProc(t, "threads", buildVictim(t, "threads"), []string{"exitmain"})
+		p.expect("ready")
+		deadline := time.Now().Add(lineTimeout)
+		for {
+			if st, err := procStatus(p.pid()); err == nil && strings.HasPrefix(st["State"], "Z") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the main thread of %d did not exit: %s", p.pid(), procStateLine(p.pid()))
+			}
+			time.Sleep(2 * time.Millisecond) // polling /proc, bounded above
+		}
+		freezeFails(t, dir, []string{"-o", filepath.Join(dir, "out.bin"), strconv.Itoa(p.pid())},
+			"main thread has exited while 7 others run on")
+		if n := countTasks(t, p.pid()); n != 8 {
+			t.Errorf("after the failed freeze: %d threads, want 8", n)
+		}
+		if st, _ := procStatus(p.pid()); st["TracerPid"] != "0" {
+			t.Errorf("after the failed freeze, TracerPid is %q", st["TracerPid"])
+		}
 	})
 
 	t.Run("nodir", func(t *testing.T) {

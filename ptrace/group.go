@@ -40,6 +40,14 @@ const (
 // Precondition: called via Tracer.Do.
 func SeizeGroup(pid int, opts int) (g *Group, err error) {
 	opts |= OptTraceClone | OptTraceExec
+	// A main thread that has exited while others run on is a zombie
+	// that never reports a stop.
+	if st, err := proc.ReadStat(pid); err == nil && (st.State == 'Z' || st.State == 'X') {
+		if tids, err := proc.Tasks(pid); err == nil && len(tids) > 1 {
+			return nil, fmt.Errorf("pid %d: its main thread has exited while %d others run on: unsupported", pid, len(tids)-1)
+		}
+		return nil, fmt.Errorf("pid %d is a zombie: it has exited and waits for its parent to reap it", pid)
+	}
 	state := map[int]int{}
 	defer func() {
 		if err != nil {

@@ -32,6 +32,8 @@
  * Prints "ready" once every thread is in place. An argument N adds N idle
  * threads, each blocked in a condition variable, and leaves the spinner
  * out (the benchmarks' many-threaded process, which must not eat a CPU).
+ * With "exitmain" the main thread says "ready" and exits, and the others
+ * run on without it (pthread_exit from main).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -240,6 +242,8 @@ int main(int argc, char **argv)
 			return 13;
 	}
 	put("ready\n");
+	if (argc > 1 && strcmp(argv[1], "exitmain") == 0)
+		pthread_exit(NULL);
 	char line[64];
 	while (read_line(line, sizeof line) >= 0) {
 		if (strcmp(line, "tick") == 0) {
