@@ -105,7 +105,7 @@ func TestFreezeErrors(t *testing.T) {
 	})
 
 	t.Run("exited-main-thread", func(t *testing.T) {
-		// pthread_exit in main: the leader is a zombie, the other
+		// The main thread exits alone: the leader is a zombie, the other
 		// threads run on (but the waiter on the robust mutex main held,
 		// which returns EOWNERDEAD and ends). Refused, left as it was.
 		dir := t.TempDir()
@@ -113,7 +113,8 @@ func TestFreezeErrors(t *testing.T) {
 		p.expect("ready")
 		deadline := time.Now().Add(lineTimeout)
 		for {
-			if st, err := procStatus(p.pid()); err == nil && strings.HasPrefix(st["State"], "Z") {
+			// The leader a zombie and the waiter gone: 8 tasks.
+			if st, err := procStatus(p.pid()); err == nil && strings.HasPrefix(st["State"], "Z") && countTasks(t, p.pid()) == 8 {
 				break
 			}
 			if time.Now().After(deadline) {
