@@ -467,13 +467,21 @@ func xcr0(xsave []byte) uint64 {
 
 // explain names the likely cause of a failure in the middle of a freeze:
 // the target died (killed from outside, or it exited) while stopped.
+//
+// Whatever the error says (a /proc file that vanished, ESRCH, an exit
+// seen by a wait), the target's own state decides: killed while held,
+// it is a zombie (its threads traced, nobody reaped them yet) or gone.
 func (f *freezer) explain(err error) error {
-	if errors.Is(err, ptrace.ErrExited) || errors.Is(err, unix.ESRCH) {
-		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", f.pid)); serr != nil {
-			return fmt.Errorf("pid %d exited during the freeze: %w", f.pid, err)
-		}
+	if f.dead() {
+		return fmt.Errorf("pid %d exited during the freeze: %w", f.pid, err)
 	}
 	return err
+}
+
+// dead tells whether the target has exited (a zombie) or is gone.
+func (f *freezer) dead() bool {
+	st, err := proc.ReadStat(f.pid)
+	return err != nil || st.State == 'Z' || st.State == 'X'
 }
 
 // dumpPages writes the pages of every VMA (see dumper), in memory that
