@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +15,8 @@ import (
 // on: every worker's lines in the log go on without gap or repeat, the
 // file offset being the one the frozen process had.
 func TestPythonThreads(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		skipOrFail(t, "python3 not found: %v", err)
-	}
+	setup(t)
+	py := pythonPath(t)
 	script, err := filepath.Abs(filepath.Join("..", "testdata", "pythreads.py"))
 	if err != nil {
 		t.Fatal(err)
