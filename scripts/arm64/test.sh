@@ -133,6 +133,11 @@ done
 $cc -O2 -g -Wall -o "$root/cryo/victims/counter-static" testdata/counter.c -static
 $cc -O2 -g -Wall -o "$root/cryo/victims/counter-pie-fPIE" testdata/counter.c -pie -fPIE
 $cc -O2 -g -Wall -o "$root/cryo/victims/counter-no-pie-fno-pie" testdata/counter.c -no-pie -fno-pie
+# The Go victims (testdata/NAME/main.go), cross-built, static.
+for dir in testdata/*/; do
+  [ -e "$dir/main.go" ] || continue
+  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $GO build -o "$root/cryo/victims/$(basename "$dir")" "./$dir"
+done
 # The dynamic ones need the arm64 glibc at its usual place.
 for lib in ld-linux-aarch64.so.1 libc.so.6; do
   cp /usr/aarch64-linux-gnu/lib/$lib "$root/lib/aarch64-linux-gnu/"
