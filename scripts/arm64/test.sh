@@ -30,14 +30,6 @@ start=$(date +%s)
 #   TestTailFollow: needs GNU tail.
 #   TestImageMode: runs freeze under /bin/sh to set the umask.
 #   TestPythonThreads: the guest has no python3.
-# Open (issue 9): TestGoProgram, whose thawed copy sometimes shows a
-#   SIGURG (Go's preemption signal) pending in its main thread that the
-#   stopped original does not show (once in the two guest runs so far; never
-#   on amd64); skipped in the guest until that is explained.
-# Time (below): TestChurningTarget (25 s there now that every freeze of
-#   it succeeds; arch-independent seize logic), TestFreezeFaults/threads,
-#   whose release of every thread is arch-independent code (arm64's per-thread registers, TLS and
-#   restart are proven by TestOracle/threads/pipes).
 #   TestOracle, TestAllState: the shell-log and zombie start modes start
 #     the victim from bash (>log 2>&1; a background job left a zombie).
 #   TestOracle/coverage: reads testdata/*.c, which the guest does not hold
@@ -58,6 +50,15 @@ start=$(date +%s)
 #   arch-independent ones (TestThawOnAnotherMachine, TestFreezeInterrupted)
 #   run on amd64 only; the fault matrix runs on the arm64 register victim
 #   only. TestOracle/allfds carries every kind of fd through the guest.
+# Open (issue 9): TestGoProgram, whose thawed copy sometimes shows a
+#   SIGURG (Go's preemption signal) pending in its main thread that the
+#   stopped original does not show (once in the two guest runs so far; never
+#   on amd64); skipped in the guest until that is explained.
+# Threads, for time: TestChurningTarget (25 s there now that every freeze
+#   of it succeeds; arch-independent seize logic) and
+#   TestFreezeFaults/threads (the release of every thread is
+#   arch-independent; arm64's per-thread registers, TLS and restart are
+#   proven by TestOracle/threads/pipes) run on amd64 only.
 # (Go's -test.skip takes the first alternative that matches a name, even
 # in part: a two-level one must come before a three-level one that
 # starts alike, or it is never tried.)
