@@ -56,7 +56,8 @@ func TestPythonThreads(t *testing.T) {
 				time.Sleep(10 * time.Millisecond) // polling a file, bounded above
 			}
 		},
-		finish: exitWith(4),
+		finish:     exitWith(4),
+		anonMerged: true,
 	}
 	oracleCycles(t, c, py)
 }
