@@ -49,10 +49,48 @@ func (d *dumper) vma(v *image.VMA) error {
 		}
 		return d.span(v, start, v.End)
 	}
-	if !needScan(v, d.smaps[v.Start]) {
+	if policy(v) != pagesPresent {
 		return nil
 	}
-	return d.scan.Scan(v.Start, v.End, proc.CatPresent|proc.CatSwapped, func(r proc.Region) error {
+	if needScan(v, d.smaps[v.Start]) || d.scan.UsesIoctl() {
+		// PAGEMAP_SCAN skips empty page tables: scanning a mapping smaps
+		// says is empty costs next to nothing, and smaps may be wrong
+		// (hiddenHuge).
+		return d.scanRange(v, v.Start, v.End)
+	}
+	return d.hiddenHuge(v)
+}
+
+// hiddenHuge scans, in a mapping smaps reports empty (Rss and Swap 0),
+// the huge-page-sized pieces that hold a page after all. Linux 6.1's
+// smaps does not count a transparent huge page whose mapping was made
+// PROT_NONE (its pmd reads as "protnone"), so data written and then
+// protected looks absent; only a PMD-aligned, PMD-sized piece can hold
+// such a page, so one pagemap entry per piece tells. Where PAGEMAP_SCAN
+// exists the whole mapping is scanned instead (vma).
+func (d *dumper) hiddenHuge(v *image.VMA) error {
+	huge := d.ps * d.ps / 8 // what one page-table page of entries maps: a PMD
+	for a := (v.Start + huge - 1) &^ (huge - 1); a+huge <= v.End; a += huge {
+		found := false
+		err := d.scan.Scan(a, a+d.ps, proc.CatPresent|proc.CatSwapped, func(proc.Region) error {
+			found = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := d.scanRange(v, a, a+huge); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scanRange writes the present and swapped pages of v in [start, end).
+func (d *dumper) scanRange(v *image.VMA, start, end uint64) error {
+	return d.scan.Scan(start, end, proc.CatPresent|proc.CatSwapped, func(r proc.Region) error {
 		if !wantPage(v, r.Cat) {
 			return nil
 		}
