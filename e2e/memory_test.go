@@ -136,6 +136,7 @@ func testReservation(t *testing.T, gib int) {
 	p.expect("ready")
 	features := p.ask("features", "features ")
 	sum := p.ask("sum", "sum ")
+	sums := p.ask("sums", "sums")
 	guard := p.ask("guard", "guard ")
 	t.Logf("%d GiB reservation; %s; %s", gib, features, guard)
 	waitInSyscall(t, p, sysRead)
@@ -153,7 +154,7 @@ func testReservation(t *testing.T, gib int) {
 	c0 := committedAS(t)
 	th := thaw(t, img, false)
 	if got := th.ask("sum", "sum "); got != sum {
-		t.Errorf("memory changed across freeze and thaw:\n before %s\n after  %s", sum, got)
+		t.Errorf("memory changed across freeze and thaw:\n before %s\n after  %s\n%s", sum, got, regionsChanged(sums, th.ask("sums", "sums")))
 	}
 	c1 := committedAS(t)
 	if got := th.ask("guard", "guard "); got != guard {
@@ -195,12 +196,33 @@ func testReservation(t *testing.T, gib int) {
 	}
 	th.ask("touch", "touched")
 	if got := th.ask("sum", "sum "); got != sum {
-		t.Errorf("memory changed by touching it after thaw:\n before %s\n after  %s", sum, got)
+		t.Errorf("memory changed by touching it after thaw:\n before %s\n after  %s\n%s", sum, got, regionsChanged(sums, th.ask("sums", "sums")))
 	}
 	th.send("exit 3")
 	if st := th.waitExit(); st.ExitCode() != 3 {
 		t.Errorf("restored process: %v, want exit status 3", st)
 	}
+}
+
+// regionsChanged names the regions of the reserve victim whose hash
+// differs between two of its "sums" answers.
+func regionsChanged(before, after string) string {
+	was := map[string]string{}
+	for _, f := range strings.Fields(before)[1:] {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			was[k] = v
+		}
+	}
+	var out []string
+	for _, f := range strings.Fields(after)[1:] {
+		if k, v, ok := strings.Cut(f, "="); ok && was[k] != v {
+			out = append(out, fmt.Sprintf(" region %s: before %s, after %s", k, was[k], v))
+		}
+	}
+	if len(out) == 0 {
+		return " no region's own hash differs"
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestReservationLockLimit: a process that had more memory locked than

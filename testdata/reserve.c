@@ -33,6 +33,9 @@
  * Prints "ready", then serves commands on stdin:
  *   sum      -> "sum <hex>": FNV-1a 64 of every page holding data, read
  *               through /proc/self/mem (the PROT_NONE ones too)
+ *   sums     -> "sums" and " NAME=<hex>" for each region holding data,
+ *               the same hash of that region's pages alone: W0..W30 the
+ *               2 MiB pieces of W (by their MiB), S, SR, FP, FR, FS
  *   features -> "features guard=G merge=M seal=S lock=L name=N file=F" (0/1)
  *   guard    -> "guard <n>": how many of the guard pages fault (4 if the
  *               region is there), then whether their neighbours read
@@ -178,6 +181,43 @@ static uint64_t sum(void)
 	return h;
 }
 
+/* sums: the hash of each region alone, to tell which one changed. */
+static void sums(void)
+{
+	char out[1024];
+	int n = snprintf(out, sizeof out, "sums");
+	for (size_t piece = 0; piece < WSIZE; piece += 2 * MIB) {
+		uint64_t h = FNV_OFFSET;
+		int any = 0;
+		for (int i = 0; i < ndata; i++) {
+			if (datapages[i] >= piece && datapages[i] < piece + 2 * MIB) {
+				h = hash_page(h, W + datapages[i]);
+				any = 1;
+			}
+		}
+		if (any)
+			n += snprintf(out + n, sizeof out - n, " W%zu=%016llx", piece / MIB, (unsigned long long)h);
+	}
+	struct {
+		const char *name;
+		unsigned char *p;
+		int pages;
+	} regions[] = {
+		{"S", S, 4}, {"SR", SR, 4},
+		{"FP", FP, FILE_PAGES}, {"FR", FR, 4}, {"FS", FS, FILE_PAGES},
+	};
+	for (size_t r = 0; r < sizeof regions / sizeof regions[0]; r++) {
+		if (regions[r].name[0] == 'F' && !have_file)
+			continue;
+		uint64_t h = FNV_OFFSET;
+		for (int i = 0; i < regions[r].pages; i++)
+			h = hash_page(h, regions[r].p + i * ps);
+		n += snprintf(out + n, sizeof out - n, " %s=%016llx", regions[r].name, (unsigned long long)h);
+	}
+	snprintf(out + n, sizeof out - n, "\n");
+	put(out);
+}
+
 static void setup_file(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -289,6 +329,10 @@ int main(int argc, char **argv)
 		if (strcmp(line, "sum") == 0) {
 			open_mem();
 			putf("sum %016llx\n", (unsigned long long)sum());
+			close_mem();
+		} else if (strcmp(line, "sums") == 0) {
+			open_mem();
+			sums();
 			close_mem();
 		} else if (strcmp(line, "features") == 0) {
 			putf("features guard=%d merge=%d seal=%d lock=%d name=%d file=%d\n",
