@@ -65,28 +65,9 @@ func (h *helper) cloneThreads() error {
 func (h *helper) cloneThread(th *image.Thread) (int, error) {
 	args := make([]byte, cloneArgsSize+8)
 	le.PutUint64(args[0:], threadCloneFlags)
-	le.PutUint64(args[cloneArgsSize:], uint64(th.Tid))
-	addr, err := h.poke(0, args)
+	ret, err := h.clone3(args, th.Tid) // any tid if not this one: patched below
 	if err != nil {
 		return 0, err
-	}
-	le.PutUint64(args[64:], addr+cloneArgsSize)
-	le.PutUint64(args[72:], 1)
-	if _, err := h.poke(0, args); err != nil {
-		return 0, err
-	}
-	ret, err := h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
-	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
-		// Taken, or not ours to choose: any tid, patched below.
-		le.PutUint64(args[64:], 0)
-		le.PutUint64(args[72:], 0)
-		if _, err := h.poke(0, args); err != nil {
-			return 0, err
-		}
-		ret, err = h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("clone3: %w", err)
 	}
 	tid := int(ret)
 	h.tids[th.Tid] = tid

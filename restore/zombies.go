@@ -65,35 +65,46 @@ func (h *helper) restoreZombies() error {
 	}
 }
 
+// clone3 runs an injected clone3 with args, a struct clone_args of
+// cloneArgsSize bytes and room for one set_tid entry after it, asking for
+// id (set_tid, in the thaw's own namespace); where id is taken or not
+// ours to choose (EEXIST, EPERM, EINVAL) it takes any. It returns the
+// new task's id.
+func (h *helper) clone3(args []byte, id int) (uint64, error) {
+	le.PutUint64(args[cloneArgsSize:], uint64(id))
+	addr, err := h.poke(0, args)
+	if err != nil {
+		return 0, err
+	}
+	le.PutUint64(args[64:], addr+cloneArgsSize) // set_tid
+	le.PutUint64(args[72:], 1)                  // set_tid_size
+	if _, err := h.poke(0, args); err != nil {
+		return 0, err
+	}
+	ret, err := h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		le.PutUint64(args[64:], 0)
+		le.PutUint64(args[72:], 0)
+		if _, err := h.poke(0, args); err != nil {
+			return 0, err
+		}
+		ret, err = h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("clone3: %w", err)
+	}
+	return ret, nil
+}
+
 // cloneChild forks the stub into a traced child, with pid want if it
 // can, and waits for the child's first stop.
 func (h *helper) cloneChild(want int) (int, error) {
 	args := make([]byte, cloneArgsSize+8)
 	le.PutUint64(args[0:], unix.CLONE_PTRACE)
 	le.PutUint64(args[32:], uint64(unix.SIGCHLD)) // exit_signal: wait() sees it
-	le.PutUint64(args[cloneArgsSize:], uint64(want))
-	addr, err := h.poke(0, args)
+	child, err := h.clone3(args, want)
 	if err != nil {
 		return 0, err
-	}
-	// set_tid, set_tid_size: the pid, in the thaw's own namespace.
-	le.PutUint64(args[64:], addr+cloneArgsSize)
-	le.PutUint64(args[72:], 1)
-	if _, err := h.poke(0, args); err != nil {
-		return 0, err
-	}
-	child, err := h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
-	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
-		// Taken, or not ours to choose: any pid.
-		le.PutUint64(args[64:], 0)
-		le.PutUint64(args[72:], 0)
-		if _, err := h.poke(0, args); err != nil {
-			return 0, err
-		}
-		child, err = h.s.Syscall(h.host.Sys.Clone3, addr, cloneArgsSize)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("clone3: %w", err)
 	}
 	pid := int(child)
 	for {
