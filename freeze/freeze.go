@@ -505,8 +505,24 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 	}
 	d := &dumper{ctx: ctx, pid: f.pid, w: w, scan: proc.NewScanner(pm, f.pageSize), mem: mem,
 		ps: uint64(f.pageSize), buf: make([]byte, 1<<20), smaps: map[uint64]*proc.Mapping{}}
+	var smapsRss uint64
 	for i := range maps {
 		d.smaps[maps[i].Start] = &maps[i]
+		smapsRss += maps[i].Rss
+	}
+	if !d.scan.UsesIoctl() {
+		// Resident memory smaps does not show (hiddenHuge): only then
+		// are the mappings it calls empty probed.
+		st, err := proc.Status(f.pid)
+		if err != nil {
+			return err
+		}
+		vmRSS, err := kB(st, "VmRSS")
+		if err != nil {
+			return err
+		}
+		huge := d.ps * d.ps / 8
+		d.probeHuge = vmRSS*1024 >= smapsRss+huge/2
 	}
 	for i := range p.VMAs {
 		if err := d.vma(&p.VMAs[i]); err != nil {
