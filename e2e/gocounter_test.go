@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // buildGoVictim builds testdata/NAME (a Go program) with the go command,
@@ -87,4 +91,79 @@ func TestGoProgram(t *testing.T) {
 		finish: exitWith(3),
 	}
 	oracleCycles(t, c, bin)
+}
+
+// TestGoHTTPServer: the Go program serving its counter over HTTP
+// (net/http: the runtime's netpoller on epoll, its listener, its
+// goroutines) through two freeze → thaw cycles and the /proc oracle:
+// after each thaw it answers on the same port, the counter goes on, and
+// the GC keeps running.
+func TestGoHTTPServer(t *testing.T) {
+	bin := buildGoVictim(t, "gocounter")
+	var port string
+	get := func(t *testing.T) string {
+		t.Helper()
+		c := &http.Client{Timeout: lineTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://127.0.0.1:" + port + "/inc")
+		if err != nil {
+			t.Fatalf("GET /inc: %v", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /inc: %s %q %v", resp.Status, b, err)
+		}
+		return string(b)
+	}
+	c := oracleCase{
+		name: "gocounter/http", victim: "gocounter", mode: startPipes, stopped: true,
+		ready: func(t *testing.T, o *oproc) {
+			expectReady(t, o)
+			port = strings.TrimPrefix(o.ask("http", "http "), "http ")
+			if _, err := strconv.Atoi(port); err != nil {
+				t.Fatalf("gocounter http: %q", port)
+			}
+		},
+		prepare: func(t *testing.T, o *oproc) string {
+			get(t)
+			return get(t)
+		},
+		prove: func(t *testing.T, o *oproc, known string) {
+			n, _ := strconv.Atoi(strings.TrimPrefix(known, "count "))
+			if got := get(t); got != fmt.Sprintf("count %d", n+1) {
+				t.Errorf("gocounter over HTTP after thaw: %q, want count %d", got, n+1)
+			}
+			if got := o.ask("inc", "count "); got != fmt.Sprintf("count %d", n+2) {
+				t.Errorf("gocounter on stdin after thaw: %q, want count %d", got, n+2)
+			}
+		},
+		finish: exitWith(3),
+	}
+	oracleCycles(t, c, bin)
+}
+
+// TestGoMPTCPRefused: Go 1.24's listeners are multipath TCP by default
+// where the kernel has it; freeze refuses such a socket in one line
+// naming MPTCP and the way out, and the target runs on. Where the kernel
+// has no MPTCP, Go listens on plain TCP and the freeze succeeds.
+func TestGoMPTCPRefused(t *testing.T) {
+	setup(t)
+	mptcp := false
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_MPTCP); err == nil {
+		unix.Close(fd)
+		mptcp = true
+	}
+	p := startProc(t, "gocounter", buildGoVictim(t, "gocounter"), nil)
+	p.expect("ready")
+	p.ask("httpdefault", "http ")
+	img := filepath.Join(t.TempDir(), "mptcp.bin")
+	r := runTool(t, freezeBin, "--leave-running", "-o", img, strconv.Itoa(p.pid()))
+	if !mptcp {
+		if r.code != 0 {
+			t.Fatalf("no MPTCP in this kernel: Go listens on TCP, and the freeze should succeed:\n%s", r)
+		}
+		return
+	}
+	requireToolError(t, r, 1, []string{"freeze: "}, "MPTCP", "GODEBUG=multipathtcp=0")
+	p.ask("inc", "count 1")
 }

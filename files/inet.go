@@ -261,6 +261,11 @@ func dumpInet(d *Dumper, o *Object, f *image.File) error {
 	switch {
 	case p.Type == unix.SOCK_STREAM && p.Proto == unix.IPPROTO_TCP,
 		p.Type == unix.SOCK_DGRAM && p.Proto == unix.IPPROTO_UDP:
+	case p.Type == unix.SOCK_STREAM && p.Proto == unix.IPPROTO_MPTCP:
+		// Go 1.24's listeners are MPTCP by default where the kernel
+		// has it (net.ListenConfig.SetMultipathTCP).
+		return fmt.Errorf("fd %d is %s, an %s MPTCP (multipath TCP) socket: unsupported yet (a Go program can be started with GODEBUG=multipathtcp=0)",
+			o.Num, o.Link, familyName(p.Family))
 	default:
 		return fmt.Errorf("fd %d is %s, an %s socket of type %d, protocol %d: only TCP and UDP sockets are supported",
 			o.Num, o.Link, familyName(p.Family), p.Type, p.Proto)

@@ -9,6 +9,12 @@
 //	gc       -> "gc N": the GC cycles completed so far
 //	churn    -> "churn N": the allocator's rounds so far
 //	threads  -> "threads N": the runtime's OS threads
+//	http     -> "http PORT": serves the counter over HTTP on
+//	            127.0.0.1:PORT too (GET /inc: "count N", the same
+//	            counter), from a net/http server with its own goroutines,
+//	            listening on plain TCP
+//	httpdefault -> the same, on the listener net.Listen gives by default
+//	            (Go 1.24+: multipath TCP where the kernel has it)
 //	exit N
 //
 // Prints "ready" once the allocator has run a GC cycle.
@@ -16,7 +22,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -59,7 +68,7 @@ func main() {
 		out.Flush()
 	}
 	say("ready")
-	count := 0
+	var count atomic.Int64
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -68,8 +77,23 @@ func main() {
 		}
 		switch f[0] {
 		case "inc":
-			count++
-			say("count %d", count)
+			say("count %d", count.Add(1))
+		case "http", "httpdefault":
+			var lc net.ListenConfig
+			if f[0] == "http" {
+				lc.SetMultipathTCP(false)
+			}
+			l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+			if err != nil {
+				say("http %v", err)
+				continue
+			}
+			mux := http.NewServeMux()
+			mux.HandleFunc("/inc", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "count %d", count.Add(1))
+			})
+			go http.Serve(l, mux)
+			say("http %d", l.Addr().(*net.TCPAddr).Port)
 		case "gc":
 			say("gc %d", numGC())
 		case "churn":
