@@ -807,16 +807,19 @@ func deletedInode(key string, a, b procState) bool {
 	if link != b["fd "+m[1]] || !strings.HasPrefix(link, "/") || !strings.HasSuffix(link, " (deleted)") {
 		return false
 	}
-	strip := func(info string) string {
-		var keep []string
-		for _, p := range strings.Split(info, "; ") {
-			if !strings.HasPrefix(p, "ino:") {
-				keep = append(keep, p)
-			}
+	return infoWithout(a[key], "ino:") == infoWithout(b[key], "ino:")
+}
+
+// infoWithout is an "fd N info" value without its parts that start with
+// one of prefixes.
+func infoWithout(v string, prefixes ...string) string {
+	var keep []string
+	for _, p := range infoParts(v) {
+		if !slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(p, pre) }) {
+			keep = append(keep, p)
 		}
-		return strings.Join(keep, "; ")
 	}
-	return strip(a[key]) == strip(b[key])
+	return strings.Join(keep, "; ")
 }
 
 // infoParts splits an "fd N info" value ("pos: 0; flags: 02; ...").
@@ -830,16 +833,7 @@ func anonInfoExcept(link, prefix string) func(string, procState, procState) bool
 		if m == nil || m[2] == "" || a["fd "+m[1]] != link || b["fd "+m[1]] != link {
 			return false
 		}
-		strip := func(v string) string {
-			var keep []string
-			for _, p := range infoParts(v) {
-				if !strings.HasPrefix(p, prefix) {
-					keep = append(keep, p)
-				}
-			}
-			return strings.Join(keep, "; ")
-		}
-		return strip(a[key]) == strip(b[key])
+		return infoWithout(a[key], prefix) == infoWithout(b[key], prefix)
 	}
 }
 
@@ -949,24 +943,7 @@ func rebuiltInode(key string, a, b procState) bool {
 		fa[3], fb[3] = "", ""
 		return strings.Join(fa, " ") == strings.Join(fb, " ")
 	}
-	m := fdKeyRE.FindStringSubmatch(key)
-	if m == nil || m[2] == "" {
-		return false
-	}
-	link := a["fd "+m[1]]
-	if link != b["fd "+m[1]] || !strings.HasPrefix(link, "/") || !strings.HasSuffix(link, " (deleted)") {
-		return false
-	}
-	strip := func(info string) string {
-		var keep []string
-		for _, p := range strings.Split(info, "; ") {
-			if !strings.HasPrefix(p, "ino:") {
-				keep = append(keep, p)
-			}
-		}
-		return strings.Join(keep, "; ")
-	}
-	return strip(a[key]) == strip(b[key])
+	return deletedInode(key, a, b) // an fd's fdinfo
 }
 
 // stateDiff is the result of comparing two snapshots.

@@ -213,16 +213,10 @@ func optDescOf(level, name int) optDesc {
 }
 
 var inetKind = kind{
-	name: FileInet,
-	match: func(d *Dumper, o *Object) bool {
-		if o.Stat.Mode&unix.S_IFMT != unix.S_IFSOCK || o.Local == nil {
-			return false
-		}
-		dom, err := unix.GetsockoptInt(int(o.Local.Fd()), unix.SOL_SOCKET, unix.SO_DOMAIN)
-		return err == nil && (dom == unix.AF_INET || dom == unix.AF_INET6)
-	},
-	dump: dumpInet,
-	open: openInet,
+	name:  FileInet,
+	match: func(d *Dumper, o *Object) bool { return isSocketOf(o, unix.AF_INET, unix.AF_INET6) },
+	dump:  dumpInet,
+	open:  openInet,
 }
 
 // sockName names a socket in messages: "TCP 127.0.0.1:80" or "UDP [::1]:53 -> [::1]:9".
@@ -248,27 +242,22 @@ func (p *inetPayload) String() string {
 func dumpInet(d *Dumper, o *Object, f *image.File) error {
 	fd := int(o.Local.Fd())
 	p := &inetPayload{}
-	var err error
-	if p.Family, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
-		return fmt.Errorf("fd %d (%s): SO_DOMAIN: %w", o.Num, o.Link, err)
+	id, err := socketOf(o)
+	if err != nil {
+		return fmt.Errorf("fd %d (%s): %w", o.Num, o.Link, err)
 	}
-	if p.Type, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
-		return fmt.Errorf("fd %d (%s): SO_TYPE: %w", o.Num, o.Link, err)
-	}
-	if p.Proto, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil {
-		return fmt.Errorf("fd %d (%s): SO_PROTOCOL: %w", o.Num, o.Link, err)
-	}
+	p.Family, p.Type, p.Proto = id.Domain, id.Type, id.Protocol
 	switch {
 	case p.Type == unix.SOCK_STREAM && p.Proto == unix.IPPROTO_TCP,
 		p.Type == unix.SOCK_DGRAM && p.Proto == unix.IPPROTO_UDP:
 	case p.Type == unix.SOCK_STREAM && p.Proto == unix.IPPROTO_MPTCP:
 		// Go 1.24's listeners are MPTCP by default where the kernel
 		// has it (net.ListenConfig.SetMultipathTCP).
-		return fmt.Errorf("fd %d is %s, an %s MPTCP (multipath TCP) socket: unsupported yet (a Go program can be started with GODEBUG=multipathtcp=0)",
-			o.Num, o.Link, familyName(p.Family))
+		return fmt.Errorf("fd %d is %s, %s of protocol MPTCP (multipath TCP): unsupported yet (a Go program can be started with GODEBUG=multipathtcp=0)",
+			o.Num, o.Link, familyPhrase(p.Family))
 	default:
-		return fmt.Errorf("fd %d is %s, an %s socket of type %d, protocol %d: only TCP and UDP sockets are supported",
-			o.Num, o.Link, familyName(p.Family), p.Type, p.Proto)
+		return fmt.Errorf("fd %d is %s, %s of type %d, protocol %d: only TCP and UDP sockets are supported",
+			o.Num, o.Link, familyPhrase(p.Family), p.Type, p.Proto)
 	}
 	if sa, err := unix.Getsockname(fd); err == nil {
 		if a := addrOf(sa); a != nil && (a.Port != 0 || !a.IP.IsUnspecified()) {
@@ -564,16 +553,6 @@ func (a *inetAddr) sockaddr(family int) unix.Sockaddr {
 		return &unix.SockaddrInet4{Addr: a.IP.As4(), Port: a.Port}
 	}
 	return &unix.SockaddrInet6{Addr: a.IP.As16(), Port: a.Port, ZoneId: a.Scope}
-}
-
-func familyName(f int) string {
-	switch f {
-	case unix.AF_INET:
-		return "AF_INET"
-	case unix.AF_INET6:
-		return "AF_INET6"
-	}
-	return "family " + strconv.Itoa(f)
 }
 
 func tcpStateName(st byte) string {

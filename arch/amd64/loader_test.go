@@ -37,21 +37,12 @@ func decodeLoader(t *testing.T) []loaderInsn {
 // to, as loaderdata.Data lays them out.
 func loaderItems() map[int]string {
 	items := map[int]string{}
-	off := (len(loaderText) + 7) &^ 7
-	for _, it := range []struct {
-		name string
-		size int
-	}{{"magic", 8}, {"fnv_offset", 8}, {"fnv_prime", 8}, {"path_exe", 15}, {"name_memfd", 14},
-		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(loaderdata.Env) + 1}} {
-		items[off] = it.name
-		if it.name == "env_prefix" {
-			items[off+6] = "env_prefix+6" // its second 8-byte load
+	base := (len(loaderText) + 7) &^ 7
+	for off, name := range loaderdata.Items() {
+		items[base+off] = name
+		if name == "env_prefix" {
+			items[base+off+6] = "env_prefix+6" // its second 8-byte load
 		}
-		off += it.size
-	}
-	for i := range loaderdata.Messages {
-		items[off] = []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"}[i]
-		off += 1 + len(loaderdata.Messages[i])
 	}
 	return items
 }

@@ -29,20 +29,10 @@ func decodeLoader(t *testing.T) []arm64asm.Inst {
 // loaderItems names the offsets in LoaderCode of what the code may refer
 // to, as loaderdata.Data lays them out.
 func loaderItems() map[int]string {
-	base := (4*len(loaderText) + 7) &^ 7
 	items := map[int]string{}
-	off := base
-	for _, it := range []struct {
-		name string
-		size int
-	}{{"magic", 8}, {"fnv_offset", 8}, {"fnv_prime", 8}, {"path_exe", 15}, {"name_memfd", 14},
-		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(loaderdata.Env) + 1}} {
-		items[off] = it.name
-		off += it.size
-	}
-	for i := range loaderdata.Messages {
-		items[off] = []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"}[i]
-		off += 1 + len(loaderdata.Messages[i])
+	base := (4*len(loaderText) + 7) &^ 7 // loaderText is in 4-byte instructions
+	for off, name := range loaderdata.Items() {
+		items[base+off] = name
 	}
 	return items
 }

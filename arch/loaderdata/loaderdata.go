@@ -49,3 +49,23 @@ func Data() []byte {
 	}
 	return b
 }
+
+// Items names the offset in Data of each thing the loaders' code refers
+// to, for each arch's test of its references.
+func Items() map[int]string {
+	items := map[int]string{}
+	off := 0
+	for _, it := range []struct {
+		name string
+		size int
+	}{{"magic", 8}, {"fnv_offset", 8}, {"fnv_prime", 8}, {"path_exe", 15}, {"name_memfd", 14},
+		{"name_cryo", 5}, {"empty", 1}, {"env_prefix", len(Env) + 1}} {
+		items[off] = it.name
+		off += it.size
+	}
+	for i, name := range []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"} {
+		items[off] = name
+		off += 1 + len(Messages[i])
+	}
+	return items
+}
