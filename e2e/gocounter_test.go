@@ -126,7 +126,9 @@ func TestGoHTTPServer(t *testing.T) {
 		},
 		prepare: func(t *testing.T, o *oproc) string {
 			get(t)
-			return get(t)
+			n := get(t)
+			onlyListener(t, o)
+			return n
 		},
 		prove: func(t *testing.T, o *oproc, known string) {
 			n, _ := strconv.Atoi(strings.TrimPrefix(known, "count "))
@@ -166,4 +168,29 @@ func TestGoMPTCPRefused(t *testing.T) {
 	}
 	requireToolError(t, r, 1, []string{"freeze: "}, "MPTCP", "GODEBUG=multipathtcp=0")
 	p.ask("inc", "count 1")
+}
+
+// onlyListener waits until o holds one socket, its listener: the server
+// has closed the connections the test's requests came on (with the
+// client gone first, one is in CLOSE_WAIT until then, which freeze
+// refuses).
+func onlyListener(t *testing.T, o *oproc) {
+	t.Helper()
+	deadline := time.Now().Add(lineTimeout)
+	for {
+		socks := 0
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", o.pid))
+		for _, e := range ents {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", o.pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+				socks++
+			}
+		}
+		if socks == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds %d sockets after %v, want only its listener\n%s", o.name, socks, lineTimeout, o.diag())
+		}
+		time.Sleep(2 * time.Millisecond) // polling /proc, bounded above
+	}
 }
