@@ -502,6 +502,20 @@ var expectedDiffs = []expectedDiff{
 		},
 	},
 	{
+		what: "status ShdPnd: SIGWINCH more after the thaw, on a terminal",
+		reason: "a thaw onto a terminal sends the process SIGWINCH, since the new terminal's size may differ " +
+			"(restore: winch); a process thawed in a job-control stop holds it pending until continued",
+		match: func(key string, a, b procState) bool {
+			if key != "status ShdPnd" || !strings.HasPrefix(b["fd 0"], "/dev/pts/") {
+				return false
+			}
+			pa, erra := strconv.ParseUint(a[key], 16, 64)
+			pb, errb := strconv.ParseUint(b[key], 16, 64)
+			const winch = 1 << (int(syscall.SIGWINCH) - 1)
+			return erra == nil && errb == nil && pb == pa|winch
+		},
+	},
+	{
 		what: "fd N, fd N info: the inode of a pipe, socket or terminal on fds 0-2 (or a copy of one, like bash's 255)",
 		reason: "the thaw connects these to its own fds 0-2 (README), and the harness gives the thaw stdio of the same kind: " +
 			"the kind, position and flags must match, not the inode",
@@ -1034,13 +1048,17 @@ func sigStop(t *testing.T, pid int) {
 // it (a group stop completes thread by thread, and each thread's stat
 // changes as it stops), and traced by no one (a thaw's helper traces the
 // process until it is done with it).
-func waitStopped(t *testing.T, pid int) {
+func waitStopped(t *testing.T, pid int, diag ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(lineTimeout)
 	for {
 		st, err := procStatus(pid)
 		if err != nil {
-			t.Fatalf("pid %d: %v", pid, err)
+			more := ""
+			for _, d := range diag {
+				more += "\n" + d()
+			}
+			t.Fatalf("pid %d: %v%s", pid, err, more)
 		}
 		if strings.HasPrefix(st["State"], "T") && st["TracerPid"] == "0" && allThreadsStopped(pid) {
 			return
@@ -1165,7 +1183,7 @@ func oracleCycles(t *testing.T, c oracleCase, bin string) {
 
 		next := sio.thawVictim(t, c.victim, img, cycle == 2)
 		if c.stopped {
-			waitStopped(t, next.pid)
+			waitStopped(t, next.pid, next.diag)
 		} else {
 			waitIdle(t, next)
 			sigStop(t, next.pid)
@@ -1539,6 +1557,9 @@ func threadsProve(t *testing.T, o *oproc, known string) {
 	}
 	if got := o.ask("spin", "spin "); got != "spin ok" {
 		t.Errorf("the spinning thread after thaw: %q", got)
+	}
+	if got := o.ask("timer", "timer "); got != "timer ok" {
+		t.Errorf("the POSIX timer of worker 2 (SIGEV_THREAD_ID) after thaw: %q", got)
 	}
 	if got := o.ask("kill", "kill "); got != "kill ok" {
 		t.Errorf("pthread_kill to each worker after thaw: %q", got)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -381,6 +382,14 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 	}
 	if f.host.Image == image.ArchAMD64 {
 		p.XSaveMask = xcr0(p.Threads[0].FPU)
+	}
+	// A timer signalling one thread (SIGEV_THREAD_ID) is made again
+	// for that thread; the kernel keeps the target of one whose thread
+	// has exited, and it signals no one.
+	for _, t := range p.Timers {
+		if t.Notify&sigevThreadID != 0 && !slices.ContainsFunc(p.Threads, func(th image.Thread) bool { return th.Tid == t.Tid }) {
+			return fmt.Errorf("pid %d: POSIX timer %d signals thread %d, which has exited: unsupported", pid, t.ID, t.Tid)
+		}
 	}
 	return nil
 }

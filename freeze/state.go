@@ -587,11 +587,7 @@ func (r *remote) posixTimers(p *image.Process) error {
 		}
 		if t.NotifyTid {
 			pt.Notify |= sigevThreadID
-			pt.Tid = t.NotifyPid
-			if pt.Tid != r.pid {
-				// Thaw creates the timers before the other threads.
-				return fmt.Errorf("pid %d: POSIX timer %d signals thread %d, not the main thread (SIGEV_THREAD_ID): unsupported yet", r.pid, t.ID, pt.Tid)
-			}
+			pt.Tid = t.NotifyPid // one of the threads: collectThreads checks
 		}
 		if t.Clock < 0 {
 			return fmt.Errorf("pid %d: POSIX timer %d runs on the CPU clock of a process or thread (%d): unsupported yet", r.pid, t.ID, t.Clock)

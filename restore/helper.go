@@ -81,8 +81,10 @@ type helper struct {
 	files   *files.Restorer
 	// tids maps each frozen thread id to the thread's id here; parked
 	// are the threads other than the leader, made again and stopped.
-	tids   map[int]int
-	parked []parked
+	tids map[int]int
+	// timersMade holds the ids of the POSIX timers made again.
+	timersMade map[int32]bool
+	parked     []parked
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -294,6 +296,9 @@ func (h *helper) restore() error {
 	}
 	h.logf("kernel state restored")
 	if err := h.cloneThreads(); err != nil {
+		return err
+	}
+	if err := h.createPosixTimers(true); err != nil {
 		return err
 	}
 	if err := h.restorePending(th, h.pid, false); err != nil {

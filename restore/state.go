@@ -174,7 +174,7 @@ func (h *helper) restoreEarly() error {
 	if nnp != 0 && !th.NoNewPrivs {
 		return errors.New("this thaw runs with no_new_privs set and the process did not: it cannot be unset (thaw it from a shell without it)")
 	}
-	if err := h.createPosixTimers(); err != nil {
+	if err := h.createPosixTimers(false); err != nil {
 		return err
 	}
 	// /proc files the helper writes for the stub.
@@ -507,7 +507,7 @@ func (h *helper) restoreLate() error {
 	if err := h.restoreITimers(); err != nil {
 		return err
 	}
-	return h.armPosixTimers()
+	return h.armPosixTimers(p.Timers)
 }
 
 // registerMembarrier makes every membarrier registration the kernel
@@ -662,21 +662,41 @@ func (h *helper) restoreITimers() error {
 }
 
 // createPosixTimers creates the POSIX timers again with their ids,
-// disarmed (armPosixTimers arms them last). It runs before anything is
-// destroyed: an id this kernel cannot give back fails the thaw cleanly.
+// disarmed (armPosixTimers arms them). It runs twice. Early, before
+// anything is destroyed, so that an id this kernel cannot give back
+// fails the thaw cleanly; a timer that signals a thread other than the
+// leader (SIGEV_THREAD_ID: glibc's SIGEV_THREAD timers signal their
+// helper thread) needs that thread made again, so it waits for the late
+// run, after cloneThreads, which creates the rest and arms them.
 //
 // PR_TIMER_CREATE_RESTORE_IDS (Linux 6.17+) makes timer_create take the
 // id in *timerid. Older kernels hand ids out from a counter of the
 // signal struct, which an exec keeps: the timers are created in id order
 // with placeholders for the gaps (deleted afterwards), which works as
-// long as the counter has not gone past an id already.
-func (h *helper) createPosixTimers() error {
+// long as the counter has not gone past an id already. There, if one
+// timer must wait for its thread, they all do (in id order), and an id
+// that cannot be had fails the thaw after the point of no return.
+func (h *helper) createPosixTimers(late bool) error {
 	if len(h.p.Timers) == 0 {
 		return nil
+	}
+	if h.timersMade == nil {
+		h.timersMade = map[int32]bool{}
 	}
 	sys := h.host.Sys
 	_, err := h.s.Syscall(sys.Prctl, prTimerRestoreIDs, 1, 0, 0, 0)
 	restoreIDs := err == nil
+	leader := h.p.Threads[0].Tid
+	toThread := func(t image.PosixTimer) bool { return t.Notify&sigevThreadID != 0 && t.Tid != leader }
+	var timers []image.PosixTimer
+	for _, t := range h.p.Timers {
+		if !h.timersMade[t.ID] && (late || !toThread(t)) {
+			timers = append(timers, t)
+		}
+	}
+	if !late && !restoreIDs && slices.ContainsFunc(h.p.Timers, toThread) {
+		timers = nil
+	}
 	var placeholders []uint64
 	create := func(t image.PosixTimer) (int32, error) {
 		// struct sigevent: sigval, signo, notify, then the union
@@ -686,7 +706,14 @@ func (h *helper) createPosixTimers() error {
 		le.PutUint32(b[8:], uint32(t.Signo))
 		le.PutUint32(b[12:], uint32(t.Notify))
 		if t.Notify&sigevThreadID != 0 {
-			le.PutUint32(b[16:], uint32(h.pid))
+			tid, ok := h.tids[t.Tid]
+			if t.Tid == leader {
+				tid, ok = h.pid, true
+			}
+			if !ok {
+				return 0, fmt.Errorf("POSIX timer %d signals thread %d, which the image does not hold", t.ID, t.Tid)
+			}
+			le.PutUint32(b[16:], uint32(tid))
 		}
 		le.PutUint32(b[64:], uint32(t.ID))
 		addr, err := h.poke(0, b)
@@ -704,7 +731,6 @@ func (h *helper) createPosixTimers() error {
 	}
 	// In id order (/proc/PID/timers lists them in the kernel's order),
 	// so that placeholders fill only the gaps.
-	timers := slices.Clone(h.p.Timers)
 	slices.SortFunc(timers, func(a, b image.PosixTimer) int { return int(a.ID) - int(b.ID) })
 	next := int32(0)
 	for _, t := range timers {
@@ -723,6 +749,7 @@ func (h *helper) createPosixTimers() error {
 		if id != t.ID {
 			return fmt.Errorf("POSIX timer %d would come back as timer %d: this kernel cannot give timers their ids back here (Linux 6.17 can: PR_TIMER_CREATE_RESTORE_IDS)", t.ID, id)
 		}
+		h.timersMade[t.ID] = true
 		next = id + 1
 	}
 	if restoreIDs {
@@ -735,13 +762,17 @@ func (h *helper) createPosixTimers() error {
 			return err
 		}
 	}
+	if late {
+		return h.armPosixTimers(timers)
+	}
 	return nil
 }
 
-// armPosixTimers gives each timer the time it had left and its period.
-func (h *helper) armPosixTimers() error {
-	for _, t := range h.p.Timers {
-		if t.ValueNs == 0 {
+// armPosixTimers gives each of timers that is made the time it had left
+// and its period.
+func (h *helper) armPosixTimers(timers []image.PosixTimer) error {
+	for _, t := range timers {
+		if t.ValueNs == 0 || !h.timersMade[t.ID] {
 			continue
 		}
 		b := make([]byte, 32)

@@ -28,6 +28,11 @@
  *   release  -> "release unlock=0 waiter=0": main unlocks the robust
  *               mutex, the waiter gets it
  *   join     -> "join ok": the sleeper ends, the joiner returns
+ *   timer    -> "timer ok": the POSIX timer made at start, which signals
+ *               worker 2 alone (SIGEV_THREAD_ID, SIGRTMIN+2), armed an
+ *               hour ahead, is set to fire in 5 ms: its signal reaches
+ *               worker 2 and no other thread ("timer lost", "timer
+ *               wrong wN" otherwise), then it is armed an hour ahead again
  *   exit N
  * Prints "ready" once every thread is in place. An argument N adds N idle
  * threads, each blocked in a condition variable, and leaves the spinner
@@ -66,6 +71,11 @@ static volatile int joined;
 
 static volatile unsigned long spin;
 
+static timer_t w2timer;
+static volatile int timer_hits, timer_wrong = -1;
+static pid_t w2tid;
+static volatile int w2ready;
+
 static pid_t gettid_sys(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* cached_tid: the tid glibc records as a mutex owner, its cached one. */
@@ -89,6 +99,22 @@ static void on_usr1(int sig)
 		sig_seen[my_index] = gettid_sys();
 }
 
+static void on_timer(int sig)
+{
+	(void)sig;
+	if (my_index == 2)
+		timer_hits++;
+	else
+		timer_wrong = my_index >= 0 ? my_index : 99; /* 99: not a worker */
+}
+
+/* arm_w2timer sets the timer to fire once, ms milliseconds from now. */
+static int arm_w2timer(long ms)
+{
+	struct itimerspec its = {.it_value = {ms / 1000, (ms % 1000) * 1000000}};
+	return timer_settime(w2timer, 0, &its, NULL);
+}
+
 struct block {
 	struct block *next;
 	long n;
@@ -101,6 +127,10 @@ static void *worker(void *arg)
 	long stack_n = 1000 * (i + 1);
 	struct block *blocks = NULL;
 	my_index = i;
+	if (i == 2) {
+		w2tid = gettid_sys();
+		w2ready = 1;
+	}
 	pthread_mutex_lock(&m);
 	for (;;) {
 		while (req[i] == ack[i])
@@ -220,6 +250,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &block, NULL); /* every thread inherits it */
 	struct sigaction sa = {.sa_handler = on_usr1};
 	sigaction(SIGUSR1, &sa, NULL);
+	struct sigaction st = {.sa_handler = on_timer, .sa_flags = SA_RESTART};
+	sigaction(SIGRTMIN + 2, &st, NULL);
 	pthread_mutexattr_t a;
 	pthread_mutexattr_init(&a);
 	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
@@ -236,6 +268,12 @@ int main(int argc, char **argv)
 	    pthread_create(&j, NULL, joiner, &sleeper_t) || (extra == 0 && pthread_create(&sp, NULL, spinner, NULL)))
 		return 12;
 	(void)s;
+	while (!w2ready)
+		msleep(1);
+	struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 2};
+	sev._sigev_un._tid = w2tid;
+	if (timer_create(CLOCK_MONOTONIC, &sev, &w2timer) != 0 || arm_w2timer(3600 * 1000L) != 0)
+		return 14;
 	for (int i = 0; i < extra; i++) {
 		pthread_t t;
 		if (pthread_create(&t, NULL, idle, NULL) != 0)
@@ -317,6 +355,21 @@ int main(int argc, char **argv)
 			for (int k = 0; k < 500 && !joined; k++)
 				msleep(2);
 			putf("join %s\n", joined ? "ok" : "stuck");
+		} else if (strcmp(line, "timer") == 0) {
+			int before = timer_hits;
+			timer_wrong = -1;
+			if (arm_w2timer(5) != 0) {
+				put("timer settime failed\n");
+				continue;
+			}
+			for (int k = 0; k < 500 && timer_hits == before && timer_wrong < 0; k++)
+				msleep(2);
+			if (timer_wrong >= 0)
+				putf("timer wrong w%d\n", timer_wrong);
+			else if (timer_hits == before)
+				put("timer lost\n");
+			else
+				put(arm_w2timer(3600 * 1000L) == 0 ? "timer ok\n" : "timer settime failed\n");
 		} else if (strncmp(line, "exit", 4) == 0) {
 			cmd_exit(line);
 		}
