@@ -368,3 +368,112 @@ func countTasks(tb testing.TB, pid int) int {
 	}
 	return len(ents)
 }
+
+// BenchmarkPrograms: the real programs of the e2e tests, each frozen
+// (--leave-running) and thawed to its first answer: freeze time, image
+// size and thaw time (the restorer included) of redis-server, a JVM, a Go
+// program, python3 with threads and vim.
+func BenchmarkPrograms(b *testing.B) {
+	type realProgram struct {
+		name  string
+		start func(b *testing.B, dir string) *proc
+		// ready waits for the started program; answer for the thawed
+		// one's first answer.
+		ready, answer func(b *testing.B, p *proc)
+		thawOpts      func(b *testing.B) []procOpt
+	}
+	var port string
+	programs := []realProgram{
+		{name: "redis-server",
+			start: func(b *testing.B, dir string) *proc {
+				port = freePort(b)
+				return startProc(b, "redis-server", program(b, "redis-server"),
+					[]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, inDir(dir))
+			},
+			ready: func(b *testing.B, p *proc) {
+				for {
+					l, ok := p.out.nextLine(lineTimeout)
+					if !ok {
+						b.Fatalf("redis-server did not get ready\n%s", p.diag())
+					}
+					if strings.Contains(l, "Ready to accept connections") {
+						break
+					}
+				}
+				r := dialRedis(b, port)
+				for i := 0; i < 1000; i++ {
+					r.send(b, []string{"SET", fmt.Sprintf("key:%d", i), strings.Repeat("v", 100)})
+				}
+				for i := 0; i < 1000; i++ {
+					r.reply(b)
+				}
+			},
+			answer: func(b *testing.B, p *proc) {
+				if got := dialRedis(b, port).do(b, "DBSIZE"); got != "1000" {
+					b.Fatalf("redis after thaw: DBSIZE %s", got)
+				}
+			}},
+		{name: "java",
+			start: func(b *testing.B, dir string) *proc {
+				return startProc(b, "java", program(b, "java"), []string{"-Xmx64m", "-cp", buildJava(b, "jticker"), "Ticker"}, inDir(dir))
+			},
+			ready:  func(b *testing.B, p *proc) { p.expect("ready"); p.expect("tick ") },
+			answer: func(b *testing.B, p *proc) { p.expect("tick ") }},
+		{name: "go",
+			start: func(b *testing.B, dir string) *proc {
+				return startProc(b, "gocounter", buildGoVictim(b, "gocounter"), nil, inDir(dir))
+			},
+			ready:  func(b *testing.B, p *proc) { p.expect("ready") },
+			answer: func(b *testing.B, p *proc) { p.ask("inc", "count ") }},
+		{name: "python3",
+			start: func(b *testing.B, dir string) *proc {
+				script, err := filepath.Abs(filepath.Join("..", "testdata", "pythreads.py"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				return startProc(b, "python3", pythonPath(b), []string{script, "py.log"}, inDir(dir))
+			},
+			ready:  func(b *testing.B, p *proc) { p.expect("ready"); p.ask("go", "going") },
+			answer: func(b *testing.B, p *proc) { p.ask("threads", "threads 5") }},
+	}
+	for _, pg := range programs {
+		b.Run(pg.name, func(b *testing.B) {
+			setup(b)
+			dir := b.TempDir()
+			p := pg.start(b, dir)
+			pg.ready(b, p)
+			img := filepath.Join(dir, "img.bin")
+			pid := strconv.Itoa(p.pid())
+			var freezeNs, thawNs time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
+				freezeNs += time.Since(t0)
+				if r.code != 0 {
+					b.Fatalf("freeze failed:\n%s", r)
+				}
+				b.StopTimer()
+				// The thawed copy takes the original's port, files...
+				p.kill()
+				b.StartTimer()
+				t0 = time.Now()
+				th := thaw(b, img, false, inDir(dir))
+				pg.answer(b, th)
+				thawNs += time.Since(t0)
+				p = th
+				pid = strconv.Itoa(p.pid())
+			}
+			b.StopTimer()
+			p.kill()
+			b.ReportMetric(float64(freezeNs.Microseconds())/1000/float64(b.N), "freeze-ms")
+			b.ReportMetric(float64(thawNs.Microseconds())/1000/float64(b.N), "thaw-ms")
+			b.ReportMetric(float64(fileSize(b, img))/(1<<20), "MiB/image")
+		})
+	}
+}

@@ -466,7 +466,7 @@ func TestPythonHTTPServer(t *testing.T) {
 // pythonPath is the python3 interpreter itself (not a pyenv shim, which
 // would be frozen instead of python). It is required on amd64 (.ci/run
 // installs it); the arm64 test system has none.
-func pythonPath(t *testing.T) string {
+func pythonPath(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
 		if runtime.GOARCH == "arm64" {
@@ -482,7 +482,7 @@ func pythonPath(t *testing.T) string {
 }
 
 // freePort is a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
