@@ -397,3 +397,80 @@ func drainTerminal(t *testing.T, o *oproc) {
 		}
 	}()
 }
+
+// TestJobControl: a multi-threaded process (testdata/threads.c) frozen,
+// then thawed as a job of an interactive bash on a terminal: it is in
+// bash's session and the terminal's foreground process group, reads what
+// is typed, stops on Ctrl-Z (bash reports it stopped), goes on with fg,
+// and dies of Ctrl-C (status 130).
+func TestJobControl(t *testing.T) {
+	setup(t)
+	bash := bashPath(t)
+	dir := t.TempDir()
+	p := startProc(t, "threads", buildVictim(t, "threads"), nil, inDir(dir))
+	p.expect("ready")
+	known := p.ask("tick", "tick ")
+	img := filepath.Join(dir, "threads.bin")
+	freeze(t, "-o", img, strconv.Itoa(p.pid()))
+	p.waitExit()
+
+	m, s := openPTY(t)
+	sh := startProc(t, "bash -i", bash, []string{"--norc", "--noprofile", "-i"}, withStdio(s), withCtty(s), inDir(dir))
+	lines := ptyLines(m)
+	typeIn := func(s string) {
+		t.Helper()
+		if _, err := m.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	typeIn("./threads.bin\n")
+	// The thawed process: bash's child, running, traced by no one.
+	var pid int
+	deadline := time.Now().Add(lineTimeout)
+	for pid == 0 {
+		for _, k := range childList(sh.pid()) {
+			f := strings.Fields(k)
+			n, _ := strconv.Atoi(f[0])
+			if st, err := procStatus(n); err == nil && st["TracerPid"] == "0" && st["Threads"] != "1" {
+				pid = n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no thawed process under bash within %v", lineTimeout)
+		}
+		time.Sleep(2 * time.Millisecond) // polling /proc, bounded above
+	}
+	stat := func(pid int) []string {
+		t.Helper()
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:]) // from field 3
+	}
+	st, shst := stat(pid), stat(sh.pid())
+	// Fields 5 (pgrp), 6 (session), 8 (tpgid).
+	if st[3] != shst[3] {
+		t.Errorf("the thawed process is in session %s, bash in %s", st[3], shst[3])
+	}
+	if st[2] != strconv.Itoa(pid) || st[5] != st[2] {
+		t.Errorf("the thawed process %d: process group %s, the terminal's foreground group %s: want its own, in the foreground", pid, st[2], st[5])
+	}
+	typeIn("tick\n")
+	known = nextTick(t, known)
+	expectLine(t, lines, known)
+	typeIn("\x1a") // Ctrl-Z
+	expectLine(t, lines, "Stopped")
+	if st, err := procStatus(pid); err != nil || !strings.HasPrefix(st["State"], "T") {
+		t.Fatalf("after Ctrl-Z: %v %v, want stopped", st["State"], err)
+	}
+	typeIn("fg\n")
+	typeIn("tick\n")
+	expectLine(t, lines, nextTick(t, known))
+	typeIn("\x03") // Ctrl-C
+	waitGone(t, pid)
+	typeIn("echo status $?\n")
+	expectLine(t, lines, "status 130")
+	typeIn("exit\n")
+	sh.waitExit()
+}
