@@ -235,6 +235,9 @@ func (h *helper) restore() error {
 	if err := h.leaveStubFile(); err != nil {
 		return err
 	}
+	if err := h.dropInheritedSignals(); err != nil {
+		return err
+	}
 	stubMaps, err := proc.Maps(h.pid)
 	if err != nil {
 		return err

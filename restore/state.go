@@ -107,6 +107,46 @@ func (h *helper) peek(off uint64, n int) ([]byte, error) {
 	return b, nil
 }
 
+// takeSignals dequeues every signal in set pending for the thread h.s
+// runs in or for the process (rt_sigtimedwait with a zero timeout, until
+// none is left) and returns their numbers. Injection sessions block all
+// signals, so nothing of the process sees them.
+func (h *helper) takeSignals(set uint64, what string) ([]int, error) {
+	b := make([]byte, 8+16+128)
+	le.PutUint64(b, set)
+	addr, err := h.poke(0, b) // the set, a zero timespec, a siginfo
+	if err != nil {
+		return nil, err
+	}
+	var taken []int
+	for {
+		sig, err := h.s.Syscall(h.host.Sys.RtSigtimedwait, addr, addr+24, addr+8, 8)
+		if errors.Is(err, unix.EAGAIN) {
+			return taken, nil
+		}
+		if err != nil {
+			return taken, fmt.Errorf("take pending %s: %w", what, err)
+		}
+		taken = append(taken, int(sig))
+	}
+}
+
+// dropInheritedSignals takes away the signals pending in the stub when
+// the helper starts: an exec keeps pending signals, and the thaw
+// launcher, a Go program, may have had one queued to it just before its
+// exec (the runtime's SIGURG preemption requests; a SIGCHLD of its spawn).
+// They are the launcher's, not the process's: left, a thawed process
+// would find a signal pending that it never had (the oracle saw SIGURG).
+// The image's pending signals are queued at the end (restorePending).
+func (h *helper) dropInheritedSignals() error {
+	all := ^uint64(0) &^ (1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1))
+	taken, err := h.takeSignals(all, "signals")
+	for _, sig := range taken {
+		h.logf("signal %d pending in the thaw launcher at its exec: dropped", sig)
+	}
+	return err
+}
+
 // prctlInt is for the prctls that store an int at their argument.
 func (h *helper) prctlInt(name string, op uint64) (int, error) {
 	addr, err := h.poke(0, make([]byte, 4))

@@ -48,21 +48,8 @@ func (h *helper) restoreZombies() error {
 	// Their deaths queued SIGCHLD in the stub (all signals are blocked
 	// while it is rebuilt): take it away again. The image's pending
 	// signals, SIGCHLD among them if it was pending, are queued later.
-	set := make([]byte, 8+16)
-	le.PutUint64(set, 1<<(unix.SIGCHLD-1))
-	addr, err := h.poke(0, set) // the set, then a zero timespec
-	if err != nil {
-		return err
-	}
-	for {
-		_, err := h.s.Syscall(h.host.Sys.RtSigtimedwait, addr, 0, addr+8, 8)
-		if errors.Is(err, unix.EAGAIN) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("consume SIGCHLD: %w", err)
-		}
-	}
+	_, err := h.takeSignals(1<<(unix.SIGCHLD-1), "SIGCHLD")
+	return err
 }
 
 // clone3 runs an injected clone3 with args, a struct clone_args of
