@@ -281,6 +281,7 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 		Files:    ft.Files,
 		FDs:      ft.FDs,
 		Locks:    ft.Locks,
+		Notes:    ft.Notes,
 		Zombies:  f.zombies,
 		Stopped:  f.stopped,
 		MM: image.MM{
@@ -301,6 +302,9 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 		return nil, fmt.Errorf("read comm of pid %d: %w", pid, err)
 	} else {
 		p.Comm = strings.TrimSuffix(string(b), "\n")
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && len(b) > 0 {
+		p.Argv = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 	}
 	// exe may be unreadable (another user's binary, as root it is not):
 	// it only serves to point /proc/PID/exe back at the program.

@@ -353,9 +353,12 @@ type Process struct {
 	FrozenAt int64  `json:"frozen_at"` // Unix time in ns, informative
 	Pid      int    `json:"pid"`
 	Comm     string `json:"comm"`
-	Exe      string `json:"exe"`
-	Cwd      string `json:"cwd"`
-	Creds    Creds  `json:"creds"`
+	// Argv is the command line (/proc/PID/cmdline, split at its NULs),
+	// informative: the arguments themselves travel in the pages.
+	Argv  []string `json:"argv,omitempty"`
+	Exe   string   `json:"exe"`
+	Cwd   string   `json:"cwd"`
+	Creds Creds    `json:"creds"`
 	// CPUFeatures are the features the process may rely on; thaw refuses
 	// to run on a CPU that lacks one of them.
 	CPUFeatures []string `json:"cpu_features"`
@@ -379,6 +382,10 @@ type Process struct {
 	Zombies    []Zombie     `json:"zombies"`
 	// Stopped records that the process was in job-control stop (state T).
 	Stopped bool `json:"stopped"`
+	// Notes are the lines freeze printed about the files: what thaw does
+	// with each pipe, socket or terminal whose peer is outside the
+	// process. Informative (thaw --info shows them).
+	Notes []string `json:"notes,omitempty"`
 	// NumThreads is the number of THREAD records that follow.
 	NumThreads int `json:"threads"`
 	// Threads are read from and written to the THREAD records.

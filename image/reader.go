@@ -47,6 +47,10 @@ type Reader struct {
 	blobID, blobOff       uint64          // the blob being read
 	blobIDs               map[uint64]bool // every blob met so far
 	tail                  *Tail
+	// skim: PAGES records are checked but not decompressed (Summarize);
+	// stored counts the bytes of their payloads.
+	skim   bool
+	stored uint64
 
 	// held is the record that ended the blobs, read by NextBlob and left
 	// for Next. Its payload is r.payload, untouched until Next reads
@@ -430,6 +434,7 @@ func (r *Reader) pagesRecord(p []byte) (uint64, []byte, error) {
 	rawLen := uint64(le.Uint32(p[12:]))
 	comp := le.Uint32(p[16:])
 	data := p[pagesHeaderSize:]
+	r.stored += uint64(len(p))
 	ps := uint64(r.h.pageSize)
 	switch {
 	case count == 0:
@@ -456,6 +461,10 @@ func (r *Reader) pagesRecord(p []byte) (uint64, []byte, error) {
 			r.raw = make([]byte, rawLen)
 		}
 		raw := r.raw[:rawLen]
+		if r.skim {
+			// Counted, not read: raw holds whatever it held.
+			return vaddr, raw, nil
+		}
 		n, err := lz4.UncompressBlock(data, raw)
 		if err != nil {
 			return 0, nil, fmt.Errorf("decompressing: %w", err)
