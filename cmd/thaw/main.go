@@ -20,17 +20,25 @@ func main() {
 	app := &cli.App{
 		Name:      "thaw",
 		Usage:     "restore a process frozen by freeze",
-		UsageText: "thaw [--ignore-cpu] [--allow-changed] [--fd N=PATH|N=&M]... IMAGE",
+		UsageText: "thaw [--ignore-cpu] [--allow-changed] [--fd N=PATH|N=&M]... IMAGE\n   thaw --info [--json] IMAGE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "ignore-cpu", Usage: "thaw even on a CPU that lacks features the process may use"},
 			&cli.BoolFlag{Name: "allow-changed", Usage: "thaw even if files the process has open changed since the freeze"},
 			&cli.StringSliceFlag{Name: "fd", Usage: "hand in fd `N=PATH` (opened with the fd's access mode) or N=&M (this process's fd M), e.g. for a pipe whose peer was another process"},
+			&cli.BoolFlag{Name: "info", Usage: "print what the image holds, without running it"},
+			&cli.BoolFlag{Name: "json", Usage: "with --info: one JSON document (docs/info.md)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step of the restore"},
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("expected one image file, got %d arguments (usage: %s)", c.NArg(), c.App.UsageText)
+			}
+			if c.Bool("info") || c.Bool("json") {
+				if !c.Bool("info") {
+					return fmt.Errorf("--json goes with --info")
+				}
+				return restore.PrintInfo(os.Stdout, c.Args().First(), c.Bool("json"))
 			}
 			if c.Bool("verbose") {
 				os.Setenv("CRYO_VERBOSE", "1")
