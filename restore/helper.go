@@ -238,6 +238,15 @@ func (h *helper) restore() error {
 	if err := h.dropInheritedSignals(); err != nil {
 		return err
 	}
+	if want := os.Getenv(envRestorePid); want != "" {
+		pid, err := strconv.Atoi(want)
+		if err != nil {
+			return fmt.Errorf("%s=%q: not a pid", envRestorePid, want)
+		}
+		if err := h.takePid(pid); err != nil {
+			return err
+		}
+	}
 	stubMaps, err := proc.Maps(h.pid)
 	if err != nil {
 		return err
@@ -309,6 +318,11 @@ func (h *helper) restore() error {
 	}
 	if err := h.restorePending(th, h.pid, true); err != nil {
 		return err
+	}
+	if os.Getenv(envRestorePid) != "" {
+		if err := h.awaitParent(); err != nil {
+			return err
+		}
 	}
 	return h.resume(th)
 }

@@ -56,6 +56,8 @@ func Main() {
 		os.Exit(runSpawn())
 	case "helper":
 		os.Exit(runHelper())
+	case "pidlauncher":
+		os.Exit(runPidLauncher())
 	}
 	name := filepath.Base(os.Args[0])
 	var f *os.File
@@ -126,6 +128,12 @@ type Options struct {
 	Verbose   bool
 	// Files: --fd handoffs, --allow-changed.
 	Files files.RestoreOptions
+	// RestorePid gives the process its frozen pid and tids, this
+	// process staying as its parent (restorepid.go).
+	RestorePid bool
+	// pidGo is set in the launcher of a RestorePid thaw: the pipe the
+	// helper waits on before it lets the process go.
+	pidGo *os.File
 }
 
 // Thaw turns the calling process into the process frozen in path. It
@@ -169,6 +177,9 @@ func thaw(f *os.File, path string, opts Options) error {
 	if err := checkThreads(p); err != nil {
 		return err
 	}
+	if opts.RestorePid {
+		return thawAsParent(f, path, p, opts)
+	}
 	stub, err := chooseStubAddr(p, ps)
 	if err != nil {
 		return err
@@ -210,6 +221,10 @@ func thaw(f *os.File, path string, opts Options) error {
 		cmd.Env = append(cmd.Env, EnvFDs+"="+strings.Join(hs, "\n"))
 	}
 	cmd.ExtraFiles = []*os.File{f, wr, helperChan}
+	if opts.pidGo != nil {
+		cmd.Env = append(cmd.Env, envRestorePid+"="+strconv.Itoa(p.Pid))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, opts.pidGo)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, os.Stderr
 	if err := cmd.Run(); err != nil {
 		wr.Close()
@@ -295,6 +310,9 @@ func runSpawn() int {
 	}
 	cmd.Env = append(env, envRole+"=helper")
 	cmd.ExtraFiles = []*os.File{os.NewFile(fdImage, "image"), os.NewFile(fdReady, "ready"), os.NewFile(fdChan, "file channel")}
+	if os.Getenv(envRestorePid) != "" {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(fdGo, "go"))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "thaw: start the restore helper: %v\n", err)

@@ -20,11 +20,12 @@ func main() {
 	app := &cli.App{
 		Name:      "thaw",
 		Usage:     "restore a process frozen by freeze",
-		UsageText: "thaw [--ignore-cpu] [--allow-changed] [--fd N=PATH|N=&M]... IMAGE\n   thaw --info [--json] IMAGE",
+		UsageText: "thaw [--ignore-cpu] [--allow-changed] [--fd N=PATH|N=&M]... [--restore-pid] IMAGE\n   thaw --info [--json] IMAGE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "ignore-cpu", Usage: "thaw even on a CPU that lacks features the process may use"},
 			&cli.BoolFlag{Name: "allow-changed", Usage: "thaw even if files the process has open changed since the freeze"},
 			&cli.StringSliceFlag{Name: "fd", Usage: "hand in fd `N=PATH` (opened with the fd's access mode) or N=&M (this process's fd M), e.g. for a pipe whose peer was another process"},
+			&cli.BoolFlag{Name: "restore-pid", Usage: "give the process its frozen pid and thread ids (root); thaw stays as its parent, forwarding signals and its exit status"},
 			&cli.BoolFlag{Name: "info", Usage: "print what the image holds, without running it"},
 			&cli.BoolFlag{Name: "json", Usage: "with --info: one JSON document (docs/info.md)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print each step of the restore"},
@@ -43,7 +44,7 @@ func main() {
 			if c.Bool("verbose") {
 				os.Setenv("CRYO_VERBOSE", "1")
 			}
-			opts := restore.Options{IgnoreCPU: c.Bool("ignore-cpu"), Verbose: c.Bool("verbose")}
+			opts := restore.Options{IgnoreCPU: c.Bool("ignore-cpu"), Verbose: c.Bool("verbose"), RestorePid: c.Bool("restore-pid")}
 			opts.Files.AllowChanged = c.Bool("allow-changed")
 			for _, s := range c.StringSlice("fd") {
 				h, err := files.ParseHandoff(s)
