@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestThawRestorePid: thaw --restore-pid gives the thawed process its
@@ -88,3 +90,61 @@ func TestThawRestorePid(t *testing.T) {
 	}
 	waitGone(t, pid)
 }
+
+// TestThawRestorePidTerminal: thawed with --restore-pid on a terminal
+// whose foreground group is the thaw's, the process gets a group of its
+// own and the terminal with it, so that what the terminal sends reaches
+// it directly and once: ^C ends it, and the thaw dies of the same
+// signal.
+func TestThawRestorePidTerminal(t *testing.T) {
+	setup(t)
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "--restore-pid needs root")
+	}
+	m, s := openPTY(t)
+	p := startProc(t, "signals", buildVictim(t, "signals"), nil, withStdio(s))
+	lines := ptyLines(m)
+	expectLine(t, lines, "ready")
+	m.Write([]byte("usr1\n"))
+	expectLine(t, lines, "state usr1=1 usr2=0 alrm=0 chld=0 onstack=1 blocked=1 pending=1 pipe=ign alt=1")
+	pid := p.pid()
+	img := filepath.Join(t.TempDir(), "signals.bin")
+	freezeKill(t, p, img)
+
+	m2, s2 := openPTY(t)
+	th := startProc(t, "thaw --restore-pid", thawBin, []string{"--restore-pid", img}, withStdio(s2), withCtty(s2))
+	lines2 := ptyLines(m2)
+	m2.Write([]byte("usr1\n"))
+	expectLine(t, lines2, "state usr1=2 usr2=0 alrm=0 chld=0 onstack=2 blocked=1 pending=1 pipe=ign alt=1")
+	fg, err := unix.IoctlGetInt(int(m2.Fd()), unix.TIOCGPGRP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fg != pid {
+		t.Errorf("the terminal's foreground group is %d, want the restored process's own (%d; the thaw is %d)", fg, pid, th.pid())
+	}
+	// ^Z: the process stops, and the thaw with it (as the shell would
+	// see its job stop), the terminal back in the thaw's group; SIGCONT
+	// to the thaw (fg) gives it back to the process, which goes on.
+	m2.Write([]byte{26})
+	waitState(t, th.pid(), "T")
+	waitState(t, pid, "T")
+	if fg, _ := unix.IoctlGetInt(int(m2.Fd()), unix.TIOCGPGRP); fg != th.pid() {
+		t.Errorf("stopped: the terminal's foreground group is %d, want the thaw's %d", fg, th.pid())
+	}
+	if err := syscall.Kill(th.pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	m2.Write([]byte("usr1\n"))
+	expectLine(t, lines2, "state usr1=3 usr2=0 alrm=0 chld=0 onstack=3")
+	if fg, _ := unix.IoctlGetInt(int(m2.Fd()), unix.TIOCGPGRP); fg != pid {
+		t.Errorf("continued: the terminal's foreground group is %d, want the process's %d", fg, pid)
+	}
+	m2.Write([]byte{3}) // ^C
+	ws := th.waitExit().Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("thaw after ^C: %v, want killed by SIGINT", ws)
+	}
+	waitGone(t, pid)
+}
+

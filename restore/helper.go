@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,12 @@ func runHelper() int {
 		return 1
 	}
 	ready := os.NewFile(fdReady, "ready")
+	if os.Getenv(envRestorePid) != "" {
+		// The thaw gives the terminal to the process's own group
+		// early (restorepid.go): the terminal modes set on it from
+		// this one, then in the background, must not stop it.
+		signal.Ignore(unix.SIGTTOU)
+	}
 	h := &helper{pid: pid, stub: stub, host: arch.Current, ps: uint64(os.Getpagesize()),
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
 	h.site = stub + stubCodeOffset + h.host.StubSyscallOffset
