@@ -147,4 +147,3 @@ func TestThawRestorePidTerminal(t *testing.T) {
 	}
 	waitGone(t, pid)
 }
-
