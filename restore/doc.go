@@ -132,6 +132,17 @@
 // wrong after the thaw; every other thread keeps its tid whenever the
 // thaw may choose it.
 //
+// # thaw --restore-pid
+//
+// With --restore-pid the process gets its frozen pid back: the thaw
+// starts a launcher that thaws as above, and the helper, right after step
+// 1, makes the stub clone3(CLONE_PARENT|CLONE_PTRACE, set_tid={pid}):
+// that child, the thaw's, is rebuilt instead of the launcher, which
+// exits. The thaw stays as its parent, in the manner of a shell's job:
+// the child in a process group of its own holding the terminal, signals
+// forwarded, its exit status or signal passed on (restorepid.go). Its
+// threads get their tids as above.
+//
 // If any step fails, the helper prints the reason and makes P exit(1)
 // through the injection site (which lives until the very last call); if
 // even that fails, P is killed. PTRACE_O_EXITKILL kills P if the helper

@@ -2,6 +2,8 @@
 // process (exec semantics: it keeps this process's PID):
 //
 //	thaw app.bin               # same as running ./app.bin
+//	thaw --restore-pid app.bin # with its frozen pid; thaw stays its parent
+//	thaw --info [--json] app.bin  # what it holds (docs/info.md)
 package main
 
 import (
