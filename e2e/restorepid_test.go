@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -94,8 +95,9 @@ func TestThawRestorePid(t *testing.T) {
 // TestThawRestorePidTerminal: thawed with --restore-pid on a terminal
 // whose foreground group is the thaw's, the process gets a group of its
 // own and the terminal with it, so that what the terminal sends reaches
-// it directly and once: ^C ends it, and the thaw dies of the same
-// signal.
+// it directly and once; a signal sent to the thaw is forwarded once;
+// ^Z stops both, SIGCONT to the thaw continues both; ^C ends it, and
+// the thaw dies of the same signal.
 func TestThawRestorePidTerminal(t *testing.T) {
 	setup(t)
 	if os.Geteuid() != 0 {
@@ -123,6 +125,22 @@ func TestThawRestorePidTerminal(t *testing.T) {
 	if fg != pid {
 		t.Errorf("the terminal's foreground group is %d, want the restored process's own (%d; the thaw is %d)", fg, pid, th.pid())
 	}
+	// A signal sent to the thaw reaches the process once: its SIGUSR1
+	// handler counts it, then the one the command raises.
+	if err := syscall.Kill(th.pid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(lineTimeout); ; {
+		m2.Write([]byte("state\n"))
+		if l := nextLine(t, lines2, "state "); strings.Contains(l, "usr1=3 ") {
+			break
+		} else if !strings.Contains(l, "usr1=2 ") || time.Now().After(deadline) {
+			t.Fatalf("after SIGUSR1 to the thaw: %q, want usr1=3", l)
+		}
+		time.Sleep(5 * time.Millisecond) // delivery, bounded above
+	}
+	m2.Write([]byte("usr1\n"))
+	expectLine(t, lines2, "state usr1=4 usr2=0 alrm=0 chld=0 onstack=4")
 	// ^Z: the process stops, and the thaw with it (as the shell would
 	// see its job stop), the terminal back in the thaw's group; SIGCONT
 	// to the thaw (fg) gives it back to the process, which goes on.
@@ -136,7 +154,7 @@ func TestThawRestorePidTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2.Write([]byte("usr1\n"))
-	expectLine(t, lines2, "state usr1=3 usr2=0 alrm=0 chld=0 onstack=3")
+	expectLine(t, lines2, "state usr1=5 usr2=0 alrm=0 chld=0 onstack=5")
 	if fg, _ := unix.IoctlGetInt(int(m2.Fd()), unix.TIOCGPGRP); fg != pid {
 		t.Errorf("continued: the terminal's foreground group is %d, want the process's %d", fg, pid)
 	}
@@ -146,4 +164,23 @@ func TestThawRestorePidTerminal(t *testing.T) {
 		t.Errorf("thaw after ^C: %v, want killed by SIGINT", ws)
 	}
 	waitGone(t, pid)
+}
+
+// nextLine returns the next terminal line starting with prefix.
+func nextLine(t *testing.T, ch <-chan string, prefix string) string {
+	t.Helper()
+	deadline := time.After(lineTimeout)
+	for {
+		select {
+		case l, ok := <-ch:
+			if !ok {
+				t.Fatalf("terminal closed before a %q line", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("no %q line on the terminal within %v", prefix, lineTimeout)
+		}
+	}
 }
