@@ -54,10 +54,12 @@ type Host struct {
 	StubCode          []byte
 	StubSyscallOffset uint64
 	ELFMachine        uint16
-	// SyscallInsn is the syscall instruction; FindSyscall locates one in
-	// a code buffer at an instruction boundary.
+	// SyscallInsn is the syscall instruction; the package's FindSyscall
+	// locates one in a code buffer at an instruction boundary. (A
+	// function, not a field here: a field would link amd64's decoder
+	// into every binary that uses Current, the restorer among them,
+	// which never looks for one.)
 	SyscallInsn []byte
-	FindSyscall func(code []byte) (int, bool)
 
 	// TLSNT is the regset with the TLS pointer when it is not among the
 	// general registers (arm64 NT_ARM_TLS: TPIDR_EL0), 0 otherwise.

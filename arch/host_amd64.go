@@ -73,8 +73,11 @@ var Current = Host{
 	ELFMachine:        amd64.ELFMachine,
 	Loader:            image.Loader{Machine: elf.Machine(amd64.ELFMachine), Code: amd64.LoaderCode()},
 	SyscallInsn:       amd64.SyscallInsn,
-	FindSyscall:       findSyscallAMD64,
 }
+
+// FindSyscall returns the offset of the first syscall instruction in code
+// at an instruction boundary (findSyscallAMD64).
+func FindSyscall(code []byte) (int, bool) { return findSyscallAMD64(code) }
 
 // findSyscallAMD64 decodes code linearly from its start with x86asm and
 // returns the offset of the first SYSCALL instruction, so that a 0f 05

@@ -72,5 +72,8 @@ var Current = Host{
 	ELFMachine:        arm64.ELFMachine,
 	Loader:            image.Loader{Machine: elf.Machine(arm64.ELFMachine), Code: arm64.LoaderCode()},
 	SyscallInsn:       arm64.SyscallInsn,
-	FindSyscall:       arm64.FindSyscall,
 }
+
+// FindSyscall returns the offset of the first syscall instruction in code
+// at an instruction boundary (arm64.FindSyscall).
+func FindSyscall(code []byte) (int, bool) { return arm64.FindSyscall(code) }

@@ -361,32 +361,44 @@ func checkRestorer(f *os.File, t *trailer) error {
 
 // oldTruncated tells a plain restorer (ErrNoImage) from an executable of
 // the old layout (the restorer ELF first) that was cut short: the ELF's
-// own extent is computed from its headers, and if an image header
-// follows it, the trailer was cut off.
+// own extent is computed from its headers (its program headers' file
+// ranges, its sections' and the section header table), and if an image
+// header follows it, the trailer was cut off. The headers are read with
+// encoding/binary, not debug/elf's NewFile: that would link DWARF, zlib
+// and zstd readers into the restorer for this one check.
 func oldTruncated(f *os.File, size int64) error {
-	ef, err := elf.NewFile(f)
-	if err != nil {
+	var hdr elf.Header64
+	if size < ehdrSize || binary.Read(io.NewSectionReader(f, 0, ehdrSize), le, &hdr) != nil ||
+		!bytes.Equal(hdr.Ident[:4], []byte(elf.ELFMAG)) || hdr.Ident[elf.EI_CLASS] != byte(elf.ELFCLASS64) ||
+		hdr.Ident[elf.EI_DATA] != byte(elf.ELFDATA2LSB) {
 		return ErrNoImage
 	}
 	var extent uint64
-	grow := func(end uint64) {
-		if end > extent {
-			extent = end
+	grow := func(off, n uint64) bool {
+		if off > uint64(size) || n > uint64(size)-off {
+			return false // past the end: no ELF of the old layout
+		}
+		extent = max(extent, off+n)
+		return true
+	}
+	const shdrSize = 64
+	if hdr.Phentsize != phdrSize || hdr.Shnum > 0 && hdr.Shentsize != shdrSize ||
+		!grow(hdr.Phoff, uint64(hdr.Phnum)*phdrSize) || !grow(hdr.Shoff, uint64(hdr.Shnum)*shdrSize) {
+		return ErrNoImage
+	}
+	for i := range uint64(hdr.Phnum) {
+		var p elf.Prog64
+		if binary.Read(io.NewSectionReader(f, int64(hdr.Phoff+i*phdrSize), phdrSize), le, &p) != nil || !grow(p.Off, p.Filesz) {
+			return ErrNoImage
 		}
 	}
-	for _, p := range ef.Progs {
-		grow(p.Off + p.Filesz)
-	}
-	for _, s := range ef.Sections {
-		if s.Type != elf.SHT_NOBITS {
-			grow(s.Offset + s.FileSize)
+	for i := range uint64(hdr.Shnum) {
+		var s elf.Section64
+		if binary.Read(io.NewSectionReader(f, int64(hdr.Shoff+i*shdrSize), shdrSize), le, &s) != nil {
+			return ErrNoImage
 		}
-	}
-	if len(ef.Sections) > 0 {
-		// e_shoff + e_shnum * e_shentsize: the section header table.
-		var hdr elf.Header64
-		if err := binary.Read(io.NewSectionReader(f, 0, ehdrSize), le, &hdr); err == nil && ef.Class == elf.ELFCLASS64 {
-			grow(hdr.Shoff + uint64(hdr.Shnum)*uint64(hdr.Shentsize))
+		if elf.SectionType(s.Type) != elf.SHT_NOBITS && !grow(s.Off, s.Size) {
+			return ErrNoImage
 		}
 	}
 	if extent >= uint64(size) {

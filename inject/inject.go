@@ -230,7 +230,6 @@ func (s *Session) End() error {
 // vdso's .text when there is one, else in the first executable mapping
 // that has one.
 func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
-	h := arch.Current
 	for _, m := range maps {
 		if m.Path != "[vdso]" {
 			continue
@@ -239,7 +238,7 @@ func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
 		if _, err := ptrace.ReadMem(pid, m.Start, buf); err != nil {
 			break
 		}
-		off, err := syscallInELF(buf, h.FindSyscall)
+		off, err := syscallInELF(buf, arch.FindSyscall)
 		if err == nil {
 			return m.Start + off, nil
 		}
@@ -259,7 +258,7 @@ func FindSite(pid int, maps []proc.Mapping) (uint64, error) {
 		if _, err := ptrace.ReadMem(pid, m.Start, buf); err != nil {
 			continue
 		}
-		if off, ok := h.FindSyscall(buf); ok {
+		if off, ok := arch.FindSyscall(buf); ok {
 			return m.Start + uint64(off), nil
 		}
 	}

@@ -130,7 +130,7 @@ func TestSyscallInELF(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img, offs := elfImage(t, tc.secs...)
-			off, err := syscallInELF(img, arch.Current.FindSyscall)
+			off, err := syscallInELF(img, arch.FindSyscall)
 			if tc.at < 0 {
 				if !errors.Is(err, errNoSyscall) {
 					t.Errorf("offset %#x, err %v; want %v", off, err, errNoSyscall)
@@ -160,7 +160,7 @@ func TestSyscallInELF(t *testing.T) {
 		{"wrong class", append(append([]byte(nil), img[:elf.EI_CLASS]...), append([]byte{9}, img[elf.EI_CLASS+1:]...)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			off, err := syscallInELF(tc.img, arch.Current.FindSyscall)
+			off, err := syscallInELF(tc.img, arch.FindSyscall)
 			if err == nil || errors.Is(err, errNoSyscall) {
 				t.Errorf("offset %#x, err %v; want an ELF parse error", off, err)
 			}
@@ -201,7 +201,7 @@ func ownVDSO(t *testing.T) (proc.Mapping, []proc.Mapping, []byte) {
 func TestSyscallInOwnVDSO(t *testing.T) {
 	vdso, maps, img := ownVDSO(t)
 	insn := arch.Current.SyscallInsn
-	off, err := syscallInELF(img, arch.Current.FindSyscall)
+	off, err := syscallInELF(img, arch.FindSyscall)
 	if err != nil {
 		t.Fatalf("vdso at %#x (%d bytes): %v", vdso.Start, len(img), err)
 	}
