@@ -14,6 +14,14 @@ build: $(BINS)
 bin/%: FORCE
 	$(GO) build $(GOFLAGS) -trimpath -o $@ ./cmd/$*
 
+# freeze carries the restorer its images carry: cmd/restorer, thaw only,
+# stripped, lz4-packed and attached to bin/freeze (image/doc.go). The
+# attaching runs on the host whatever GOOS and GOARCH build for.
+bin/freeze: FORCE
+	$(GO) build $(GOFLAGS) -trimpath -o $@ ./cmd/freeze
+	$(GO) build $(GOFLAGS) -trimpath -ldflags='-s -w' -o build/restorer ./cmd/restorer
+	GOOS= GOARCH= $(GO) run ./scripts/attach-restorer build/restorer $@
+
 FORCE:
 
 # The whole suite: unit tests and the end-to-end tests on real processes.

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryo-project/cryo/arch/loaderdata"
 	"github.com/cryo-project/cryo/image"
 )
 
@@ -55,7 +56,7 @@ func loaderChild() int {
 }
 
 // loaderExecutable writes an executable with this host's loader, this
-// test binary as its restorer and a few bytes standing in for the image
+// test binary (packed) as its restorer and a few bytes standing in for the image
 // (the loader does not read the image).
 func loaderExecutable(t *testing.T) (path string, data []byte, loaderSize int, restorerEnd int64) {
 	t.Helper()
@@ -64,12 +65,15 @@ func loaderExecutable(t *testing.T) (path string, data []byte, loaderSize int, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Open("/proc/self/exe")
+	self, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer self.Close()
-	e, err := image.NewExecutable(f, Current.Loader, self)
+	packed, err := image.PackRestorer(self, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := image.NewExecutable(f, Current.Loader, packed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +178,16 @@ func TestLoaderRefuses(t *testing.T) {
 		tcase{"restorer changed", flip(int(restorerEnd) / 2), "damaged (its restorer does not match"},
 		tcase{"restorer padding changed", flip(int(restorerEnd) - 1), "damaged (its restorer does not match"},
 		tcase{"trailer's file size", flip(size - 64 + 40), "truncated or damaged"},
+		// The restorer changed and its sum with it: what the loader
+		// checks after the sum, as a cryo that packed it wrong would
+		// make it.
+		tcase{"restorer's size 0", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096:], 0) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's size one more", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096:], binary.LittleEndian.Uint64(b[4096:])+1) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's size one less", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096:], binary.LittleEndian.Uint64(b[4096:])-1) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's block past its end", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096+8:], uint64(restorerEnd)) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's block cut", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096+8:], binary.LittleEndian.Uint64(b[4096+8:])-1) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's block longer", resum(data, func(b []byte) { binary.LittleEndian.PutUint64(b[4096+8:], binary.LittleEndian.Uint64(b[4096+8:])+1) }), "damaged (its restorer does not unpack"},
+		tcase{"restorer's match offset 0", resum(data, zeroFirstOffset), "damaged (its restorer does not unpack"},
 		tcase{"trailer's magic", flip(size - 1), "truncated or damaged"},
 	)
 	bad := filepath.Join(filepath.Dir(path), "bad.bin")
@@ -203,6 +217,43 @@ func TestLoaderRefuses(t *testing.T) {
 			t.Logf("%s", strings.TrimSpace(stderr))
 		})
 	}
+}
+
+// resum returns data changed by f in its restorer, with the restorer sum
+// in the trailer made to match again (the loader checks no crc).
+func resum(data []byte, f func(b []byte)) []byte {
+	b := append([]byte(nil), data...)
+	f(b)
+	le := binary.LittleEndian
+	tr := b[len(b)-64:]
+	off, n := le.Uint64(tr), le.Uint64(tr[8:])
+	h := uint64(loaderdata.SumOffset)
+	for i := off; i < off+n; i += 8 {
+		h = (h ^ le.Uint64(b[i:])) * loaderdata.SumPrime
+	}
+	le.PutUint64(tr[16:], h)
+	return b
+}
+
+// zeroFirstOffset sets the offset of the lz4 block's first match to 0,
+// which no block may hold.
+func zeroFirstOffset(b []byte) {
+	p := 4096 + 16
+	tok := int(b[p])
+	p++
+	lit := tok >> 4
+	if lit == 15 {
+		for {
+			c := int(b[p])
+			p++
+			lit += c
+			if c != 255 {
+				break
+			}
+		}
+	}
+	p += lit
+	b[p], b[p+1] = 0, 0
 }
 
 // The loader names itself by the last part of argv[0].

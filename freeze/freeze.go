@@ -29,8 +29,11 @@ type Options struct {
 	// LeaveRunning lets the target go on after the image is written
 	// (a snapshot); otherwise it is killed once the image is on disk.
 	LeaveRunning bool
-	// Restorer is the executable the image is appended to; default: the
-	// running binary, which carries the restore code.
+	// Restorer is the program whose restorer the image carries: the
+	// packed restorer attached to it (make attaches cmd/restorer's to
+	// bin/freeze: image.AttachRestorer), else the program itself, packed
+	// at each freeze (a freeze built without make: it holds the restore
+	// code too). Default: the running binary.
 	Restorer string
 	// Log, if set, receives one line per step with its duration.
 	Log io.Writer

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -94,16 +95,11 @@ func (o *output) commit(injected error) error {
 // write streams the executable into out: the loader and the restorer,
 // the image, the trailer (image.NewExecutable; image/doc.go draws it).
 func (f *freezer) write(ctx context.Context, out *output, p *image.Process) error {
-	restorer := f.opts.Restorer
-	if restorer == "" {
-		restorer = "/proc/self/exe"
-	}
-	rf, err := os.Open(restorer)
+	restorer, err := f.restorer()
 	if err != nil {
-		return fmt.Errorf("open the restorer %s: %w", restorer, err)
+		return err
 	}
-	exe, err := image.NewExecutable(out.f, f.host.Loader, rf)
-	rf.Close()
+	exe, err := image.NewExecutable(out.f, f.host.Loader, restorer)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
@@ -139,4 +135,28 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	}
 	f.logf("wrote %d pages (%d zero pages skipped), image %d bytes", f.res.Pages, f.res.ZeroPages, w.Written())
 	return nil
+}
+
+// restorer returns the packed restorer the image is to carry (see
+// Options.Restorer).
+func (f *freezer) restorer() ([]byte, error) {
+	path := f.opts.Restorer
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open the restorer %s: %w", path, err)
+	}
+	defer rf.Close()
+	packed, err := image.AttachedRestorer(rf)
+	if !errors.Is(err, image.ErrNoRestorer) {
+		return packed, err
+	}
+	prog, err := io.ReadAll(rf)
+	if err != nil {
+		return nil, fmt.Errorf("read the restorer %s: %w", path, err)
+	}
+	f.logf("no restorer attached to %s (built without make): the image carries all of it", path)
+	return image.PackRestorer(prog, false)
 }

@@ -32,7 +32,11 @@ const (
 )
 
 var (
-	exeMagic    = [8]byte([]byte(loaderdata.Magic))
+	exeMagic = [8]byte([]byte(loaderdata.Magic))
+	// exeMagicV2 ends the executables written before the restorer was
+	// packed: the same layout, the restorer stored as it is. thaw still
+	// reads them (their own loaders run them).
+	exeMagicV2  = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', '2'}
 	oldExeMagic = [8]byte{'C', 'R', 'Y', 'O', 'E', 'X', 'E', 0}
 )
 
@@ -162,10 +166,12 @@ func startsLikeLoader(head []byte) bool {
 //	40  file size         uint64  the whole file, trailer included
 //	48  crc32c of 0-47    uint32
 //	52  zero              uint32
-//	56  magic "CRYOEXE2"
+//	56  magic "CRYOEXE3" (or "CRYOEXE2": an unpacked restorer)
 type trailer struct {
 	restorerOff, restorerLen, restorerSum uint64
 	imageOff, imageLen, fileSize          uint64
+	// unpacked: a CRYOEXE2 file, whose restorer is the program itself.
+	unpacked bool
 }
 
 func (t *trailer) encode() []byte {
@@ -186,7 +192,7 @@ func decodeTrailer(b []byte, size int64) (*trailer, error) {
 		return nil, fmt.Errorf("%w (its trailer does not match its checksum): copy it again", ErrDamaged)
 	}
 	v := func(i int) uint64 { return le.Uint64(b[8*i:]) }
-	t := &trailer{v(0), v(1), v(2), v(3), v(4), v(5)}
+	t := &trailer{restorerOff: v(0), restorerLen: v(1), restorerSum: v(2), imageOff: v(3), imageLen: v(4), fileSize: v(5)}
 	if t.fileSize != uint64(size) {
 		return nil, fmt.Errorf("%w or damaged (it has %d bytes, its trailer says %d): copy it again", ErrTruncated, size, t.fileSize)
 	}
@@ -214,12 +220,16 @@ type ExecutableWriter struct {
 
 // NewExecutable writes to w the start of a self-restoring executable: the
 // loader l as a tiny ELF, zeros up to the next 4096-byte boundary, and
-// the restorer, read to its end and padded with zeros to a multiple of
-// 4096 bytes (trailing zeros after an ELF file change nothing). The
-// image stream is to be written through the returned writer.
-func NewExecutable(w io.Writer, l Loader, restorer io.Reader) (*ExecutableWriter, error) {
+// the packed restorer (PackRestorer), padded with zeros to a multiple of
+// 4096 bytes. It is checked first: it must unpack to an ELF executable
+// for l's machine. The image stream is to be written through the
+// returned writer.
+func NewExecutable(w io.Writer, l Loader, packed []byte) (*ExecutableWriter, error) {
 	ld, err := loaderELF(l)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPacked(packed, l); err != nil {
 		return nil, err
 	}
 	e := &ExecutableWriter{w: w}
@@ -228,16 +238,13 @@ func NewExecutable(w io.Writer, l Loader, restorer io.Reader) (*ExecutableWriter
 		return nil, fmt.Errorf("writing the loader: %w", err)
 	}
 	s := &sumWriter{h: sumOffset}
-	n, err := io.Copy(io.MultiWriter(w, s), restorer)
-	if err != nil {
-		return nil, fmt.Errorf("copying the restorer: %w", err)
+	if _, err := io.MultiWriter(w, s).Write(packed); err != nil {
+		return nil, fmt.Errorf("writing the restorer: %w", err)
 	}
-	if n == 0 {
-		return nil, errors.New("the restorer is empty")
-	}
+	n := int64(len(packed))
 	pad := make([]byte, (exeAlign-n%exeAlign)%exeAlign)
 	if _, err := w.Write(pad); err != nil {
-		return nil, fmt.Errorf("copying the restorer: %w", err)
+		return nil, fmt.Errorf("writing the restorer: %w", err)
 	}
 	s.Write(pad)
 	e.t.restorerLen = uint64(n) + uint64(len(pad))
@@ -316,11 +323,12 @@ func OpenEmbedded(f *os.File) (*io.SectionReader, error) {
 	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
 		return nil, fmt.Errorf("reading the image trailer of %s: %w", f.Name(), err)
 	}
-	if len(tail) == trailerSize && bytes.Equal(tail[56:], exeMagic[:]) {
+	if len(tail) == trailerSize && (bytes.Equal(tail[56:], exeMagic[:]) || bytes.Equal(tail[56:], exeMagicV2[:])) {
 		t, err := decodeTrailer(tail, size)
 		if err != nil {
 			return nil, err
 		}
+		t.unpacked = bytes.Equal(tail[56:], exeMagicV2[:])
 		if err := checkRestorer(f, t); err != nil {
 			return nil, err
 		}
@@ -340,7 +348,8 @@ func OpenEmbedded(f *os.File) (*io.SectionReader, error) {
 	return nil, oldTruncated(f, size)
 }
 
-// checkRestorer compares the restorer's sum with the trailer's.
+// checkRestorer compares the restorer's sum with the trailer's, and checks
+// the header of a packed one.
 func checkRestorer(f *os.File, t *trailer) error {
 	buf := make([]byte, 1<<20)
 	h := uint64(sumOffset)
@@ -355,6 +364,21 @@ func checkRestorer(f *os.File, t *trailer) error {
 	}
 	if h != t.restorerSum {
 		return fmt.Errorf("%w (its restorer does not match its checksum): copy it again", ErrDamaged)
+	}
+	if t.unpacked {
+		return nil
+	}
+	// What the loader checks once the sum matched: only a cryo that
+	// wrote the file wrong gets here.
+	if t.restorerLen < packHeaderSize {
+		return fmt.Errorf("%w (its restorer does not unpack): copy it again", ErrDamaged)
+	}
+	head := make([]byte, packHeaderSize)
+	if _, err := f.ReadAt(head, int64(t.restorerOff)); err != nil {
+		return fmt.Errorf("reading the restorer of %s: %w", f.Name(), err)
+	}
+	if raw, block := le.Uint64(head), le.Uint64(head[8:]); raw == 0 || block > t.restorerLen-packHeaderSize {
+		return fmt.Errorf("%w (its restorer does not unpack): copy it again", ErrDamaged)
 	}
 	return nil
 }

@@ -146,7 +146,7 @@ func readStruct(t *testing.T, b []byte, v any) {
 func testExecutable(t *testing.T, restorer, img []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	e, err := NewExecutable(&b, loaders["amd64"], bytes.NewReader(restorer))
+	e, err := NewExecutable(&b, loaders["amd64"], restorer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +177,28 @@ func fileOf(t *testing.T, b []byte) *os.File {
 // and an image stream.
 func testParts() (restorer, img []byte) {
 	rng := rand.New(rand.NewSource(2))
-	restorer = make([]byte, 3*4096+5)
-	rng.Read(restorer)
-	copy(restorer, "\x7fELF")
+	prog := testProgram(rng, 40000, elf.EM_X86_64)
+	restorer, err := PackRestorer(prog, false)
+	if err != nil {
+		panic(err)
+	}
 	img = make([]byte, 10000)
 	rng.Read(img)
 	copy(img, magic[:])
 	return restorer, img
+}
+
+// testProgram is n bytes standing in for a restorer program for machine:
+// an ELF header's magic and machine, then random bytes of a small
+// alphabet (lz4 packs them to about half).
+func testProgram(rng *rand.Rand, n int, machine elf.Machine) []byte {
+	prog := make([]byte, n)
+	for i := range prog {
+		prog[i] = byte(rng.Intn(8))
+	}
+	copy(prog, "\x7fELF")
+	le.PutUint16(prog[18:], uint16(machine))
+	return prog
 }
 
 func TestExecutable(t *testing.T) {
@@ -194,7 +209,11 @@ func TestExecutable(t *testing.T) {
 	if !bytes.Equal(b[:len(ld)], ld) || !allZero(b[len(ld):exeAlign]) {
 		t.Error("the file does not start with the loader and zeros")
 	}
-	rend := exeAlign + 4*4096
+	if len(restorer) < 2*exeAlign {
+		t.Fatalf("a packed test restorer of %d bytes: too small to test its padding", len(restorer))
+	}
+	padded := (len(restorer) + exeAlign - 1) &^ (exeAlign - 1)
+	rend := exeAlign + padded
 	if !bytes.Equal(b[exeAlign:exeAlign+len(restorer)], restorer) || !allZero(b[exeAlign+len(restorer):rend]) {
 		t.Error("the restorer is not at 4096, padded with zeros to a multiple of 4096")
 	}
@@ -202,7 +221,7 @@ func TestExecutable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := trailer{restorerOff: exeAlign, restorerLen: 4 * 4096, restorerSum: sumWords(sumOffset, b[exeAlign:rend]),
+	want := trailer{restorerOff: exeAlign, restorerLen: uint64(padded), restorerSum: sumWords(sumOffset, b[exeAlign:rend]),
 		imageOff: uint64(rend), imageLen: uint64(len(img)), fileSize: uint64(len(b))}
 	if *tr != want {
 		t.Errorf("trailer %+v, want %+v", *tr, want)
@@ -229,7 +248,7 @@ func TestExecutable(t *testing.T) {
 
 func TestExecutableWriterErrors(t *testing.T) {
 	restorer, img := testParts()
-	e, err := NewExecutable(io.Discard, loaders["amd64"], bytes.NewReader(restorer))
+	e, err := NewExecutable(io.Discard, loaders["amd64"], restorer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +256,10 @@ func TestExecutableWriterErrors(t *testing.T) {
 	if err := e.Finish(int64(len(img)) + 1); err == nil {
 		t.Error("Finish accepted an image length other than what was written")
 	}
-	if _, err := NewExecutable(io.Discard, loaders["amd64"], bytes.NewReader(nil)); err == nil {
+	if _, err := NewExecutable(io.Discard, loaders["amd64"], nil); err == nil {
 		t.Error("NewExecutable accepted an empty restorer")
 	}
-	if _, err := NewExecutable(io.Discard, Loader{}, bytes.NewReader(restorer)); err == nil {
+	if _, err := NewExecutable(io.Discard, Loader{}, restorer); err == nil {
 		t.Error("NewExecutable accepted a loader without code")
 	}
 }

@@ -67,6 +67,7 @@ const (
 // Syscall numbers of the calls the loader makes (LoaderCode).
 const (
 	SysPread64     = 17
+	SysFtruncate   = 77
 	SysWritev      = 20
 	SysMemfdCreate = 319
 	SysExecveat    = 322

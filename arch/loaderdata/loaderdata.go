@@ -7,8 +7,9 @@ package loaderdata
 import "encoding/binary"
 
 const (
-	// Magic ends the trailer of a self-restoring executable.
-	Magic = "CRYOEXE2"
+	// Magic ends the trailer of a self-restoring executable whose
+	// restorer is packed (a header and an lz4 block: image/doc.go).
+	Magic = "CRYOEXE3"
 	// SumOffset and SumPrime are the FNV-1a-64 constants of the
 	// restorer's sum: h = SumOffset; for each little-endian 8-byte word
 	// w: h = (h ^ w) * SumPrime.
@@ -28,6 +29,7 @@ var Messages = []string{
 	": this image file is damaged (its restorer does not match its checksum): copy it again\n",             // msg_sum
 	": cannot start the restorer: memfd_create failed\n",                                                   // msg_memfd
 	": cannot start the restorer: cannot write it to memory\n",                                             // msg_write
+	": this image file is damaged (its restorer does not unpack): copy it again\n",                         // msg_pack
 	": cannot start the restorer: execveat failed\n",                                                       // msg_exec
 }
 
@@ -63,7 +65,7 @@ func Items() map[int]string {
 		items[off] = it.name
 		off += it.size
 	}
-	for i, name := range []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_exec"} {
+	for i, name := range []string{"msg_open", "msg_read", "msg_trunc", "msg_sum", "msg_memfd", "msg_write", "msg_pack", "msg_exec"} {
 		items[off] = name
 		off += 1 + len(Messages[i])
 	}

@@ -101,6 +101,10 @@ cp "$kmods"/*.ko "$root/cryo/modules/"
 export GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 $GO build -trimpath -o "$root/init" ./scripts/arm64/init
 $GO build -trimpath -o "$root/cryo/bin/" ./cmd/freeze ./cmd/thaw
+# The restorer bin/freeze carries, as make attaches it (the attaching
+# runs on the host).
+$GO build -trimpath -ldflags='-s -w' -o "$out/restorer" ./cmd/restorer
+GOOS= GOARCH= $GO run ./scripts/attach-restorer "$out/restorer" "$root/cryo/bin/freeze"
 plan=$root/cryo/plan
 {
   echo "# written by scripts/arm64/test.sh"
