@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -40,12 +41,7 @@ func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), e
 	}
 	defer o.Close()
 	// The same loader and restorer as freeze writes.
-	restorer, err := os.Open(freezeBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restorer.Close()
-	exe, err := image.NewExecutable(o, arch.Current.Loader, restorer)
+	exe, err := image.NewExecutable(o, arch.Current.Loader, freezeRestorer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +80,28 @@ func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), e
 	if err := exe.Finish(w.Written()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// freezeRestorer returns the packed restorer freeze puts in its images:
+// the one attached to it, else (built without one) freeze itself.
+func freezeRestorer(t *testing.T) []byte {
+	t.Helper()
+	f, err := os.Open(freezeBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	packed, err := image.AttachedRestorer(f)
+	if errors.Is(err, image.ErrNoRestorer) {
+		var prog []byte
+		if prog, err = io.ReadAll(f); err == nil {
+			packed, err = image.PackRestorer(prog, false)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return packed
 }
 
 // frozenPipe freezes a pipe victim and returns its image.

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/image"
 )
 
 const (
@@ -87,17 +89,40 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// buildTools builds cmd/freeze and cmd/thaw (CGO_ENABLED=0) into dir.
+// buildTools builds cmd/freeze and cmd/thaw (CGO_ENABLED=0) into dir,
+// and attaches the packed restorer to freeze as make does (cmd/restorer,
+// stripped: see the Makefile).
 func buildTools(dir string) (freeze, thaw string, err error) {
 	// go test puts its own go command first in PATH.
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/freeze", "./cmd/thaw")
-	cmd.Dir = ".." // the module root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", "", fmt.Errorf("go build ./cmd/freeze ./cmd/thaw: %v\n%s", err, out)
+	for _, args := range [][]string{
+		{"build", "-trimpath", "-o", dir + string(filepath.Separator), "./cmd/freeze", "./cmd/thaw"},
+		{"build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "restorer"), "./cmd/restorer"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = ".." // the module root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
-	return filepath.Join(dir, "freeze"), filepath.Join(dir, "thaw"), nil
+	freeze, thaw = filepath.Join(dir, "freeze"), filepath.Join(dir, "thaw")
+	prog, err := os.ReadFile(filepath.Join(dir, "restorer"))
+	if err != nil {
+		return "", "", err
+	}
+	packed, err := image.PackRestorer(prog, true)
+	if err != nil {
+		return "", "", err
+	}
+	f, err := os.OpenFile(freeze, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return "", "", err
+	}
+	if err := image.AttachRestorer(f, packed); err != nil {
+		f.Close()
+		return "", "", fmt.Errorf("attach the restorer to %s: %v", freeze, err)
+	}
+	return freeze, thaw, f.Close()
 }
 
 func inCI() bool { return os.Getenv(envCI) == "true" }

@@ -69,6 +69,7 @@ const (
 // Syscall numbers of the calls the loader makes (LoaderCode).
 const (
 	SysPread64     = 67
+	SysFtruncate   = 46
 	SysWritev      = 66
 	SysMemfdCreate = 279
 	SysExecveat    = 281
