@@ -10,18 +10,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/cryo-project/cryo/image"
 )
 
 // The image format, as far as the tests rely on it:
 //
 // The executable starts with a small loader ELF whose program headers end
-// it, then zeros up to 4096, where the restorer (the cryo binary, padded
-// with zeros to a multiple of 4096) starts; the image stream follows it,
+// it, then zeros up to 4096, where the restorer (packed: its size and
+// its lz4 block's, uint64 LE each, then the block, padded with zeros to
+// a multiple of 4096) starts; the image stream follows it,
 // and the file ends with a 64-byte trailer:
 //
 //	restorer offset | restorer length | restorer sum | image offset |
 //	image length | file size (uint64 LE each) | crc32c of the 48 bytes
-//	before it, uint32 | 4 zero bytes | "CRYOEXE2"
+//	before it, uint32 | 4 zero bytes | "CRYOEXE3"
 //
 // The image starts with a header:
 //
@@ -29,7 +32,7 @@ import (
 //	page size uint32 | flags uint32 | crc32c of the 24 bytes before it, uint32
 const (
 	trailerSize     = 64
-	trailerMagic    = "CRYOEXE2"
+	trailerMagic    = "CRYOEXE3"
 	imageMagic      = "CRYOIMG\x00"
 	hdrArchOff      = 12
 	hdrPageSizeOff  = 16
@@ -131,15 +134,17 @@ func TestImageFormat(t *testing.T) {
 		t.Errorf("restorer at %d+%d, image at %d: want the restorer at %d, a multiple of %d bytes, right before the image",
 			im.restorerOff, im.restorer, im.off, restorerAlign, restorerAlign)
 	}
-	if r := im.data[im.restorerOff:]; string(r[:4]) != "\x7fELF" {
-		t.Errorf("the restorer starts with %q, not an ELF header", r[:4])
+	// The restorer is the one attached to freeze, padded; it unpacks to
+	// an ELF.
+	r := im.data[im.restorerOff : im.restorerOff+im.restorer]
+	if packed := freezeRestorer(t); len(packed) > len(r) || !bytes.Equal(r[:len(packed)], packed) ||
+		len(bytes.Trim(r[len(packed):], "\x00")) != 0 {
+		t.Errorf("the restorer (%d bytes) is not freeze's (%d bytes) padded with zeros", len(r), len(packed))
 	}
-	// The restorer is the freeze binary itself, padded.
-	if bin, err := os.ReadFile(freezeBin); err != nil {
-		t.Error(err)
-	} else if r := im.data[im.restorerOff : im.restorerOff+im.restorer]; len(bin) > len(r) ||
-		!bytes.Equal(r[:len(bin)], bin) || len(bytes.Trim(r[len(bin):], "\x00")) != 0 {
-		t.Errorf("the restorer (%d bytes) is not the freeze binary (%d bytes) padded with zeros", len(r), len(bin))
+	if prog, err := image.UnpackRestorer(r); err != nil {
+		t.Errorf("the restorer does not unpack: %v", err)
+	} else if string(prog[:4]) != "\x7fELF" {
+		t.Errorf("the restorer unpacks to %q..., not an ELF header", prog[:4])
 	}
 	h := im.header()
 	if string(h[:8]) != imageMagic {
