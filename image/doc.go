@@ -4,7 +4,7 @@
 // # The executable
 //
 // cryo's output is one file that runs the process it holds: a tiny
-// loader, the restorer (the cryo binary itself), the image, and a
+// loader, the restorer (cmd/restorer, packed), the image, and a
 // fixed-size trailer at the very end (NewExecutable, OpenEmbedded).
 //
 //	offset 0
@@ -14,8 +14,10 @@
 //	|   program headers              |  the file fails to exec (ENOEXEC, EIO)
 //	| zeros up to 4096               |
 //	+--------------------------------+  <- restorer offset (4096)
-//	| restorer: the cryo binary      |  unchanged, padded with zeros to a
-//	| zeros up to a multiple of 4096 |  multiple of 4096 (restorer length)
+//	| restorer size        uint64    |  the packed restorer (PackRestorer),
+//	| lz4 block size       uint64    |  padded with zeros to a multiple
+//	| lz4 block                      |  of 4096 (restorer length)
+//	| zeros up to a multiple of 4096 |
 //	+--------------------------------+  <- image offset
 //	| image header         28 bytes  |  \
 //	| PROCESS record                 |   |
@@ -37,7 +39,7 @@
 //	40  file size              uint64  the whole file, trailer included
 //	48  crc32c of bytes 0-47   uint32
 //	52  zero                   uint32
-//	56  magic "CRYOEXE2"       8 bytes
+//	56  magic "CRYOEXE3"       8 bytes
 //
 // The restorer sum is FNV-1a-64 over the restorer's little-endian 8-byte
 // words: h = 0xcbf29ce484222325, then h = (h ^ w) * 0x100000001b3 for
@@ -46,8 +48,9 @@
 // Run as ./app.bin, the kernel starts the loader. It opens /proc/self/exe
 // (this file) and checks the trailer's magic and that the file has the
 // size the trailer records, so that a file cut short anywhere, or grown,
-// is refused; copies the restorer into a memfd, checking its sum; and
-// execs the memfd (execveat, AT_EMPTY_PATH) with the same argv and
+// is refused; reads the packed restorer, checking its sum; unpacks its
+// lz4 block into a memfd, checking every length and offset (a block that
+// does not unpack is refused as damaged); and execs the memfd (execveat, AT_EMPTY_PATH) with the same argv and
 // CRYO_IMAGE_FD=<the fd of this file> put first in the environment (the
 // restorer takes the fd and removes the variable, EnvImageFD). Any failure
 // is one line on stderr and exit status 1: nothing of a damaged file runs
@@ -55,6 +58,30 @@
 // the trailer's crc32c, that the parts lie in this order, the restorer's
 // sum. The trailer sits at a fixed place from the end so that nothing
 // before it has to be patched once written: the file can be streamed.
+//
+// # The restorer
+//
+// The restorer is cmd/restorer: the thaw and nothing else (no command
+// line, no freeze, no instruction decoder), built stripped (-s -w,
+// -trimpath). On amd64 it is 3.48 MB and packs with lz4's HC mode to
+// 1.77 MB; the whole freeze binary, which images carried before, took
+// 8.9 MB (a 100 KB counter made a 10.3 MB file, now 3.1 MB). lz4,
+// because cryo already uses it for the pages and its block format
+// unpacks with a few dozen hand-written instructions per arch: the
+// loader does it, and a stronger format (xz packs the restorer to 1.3 MB)
+// would need a decoder too big to write and check by hand. Unpacking
+// costs the loader about 4 ms of CPU. make packs the restorer once and
+// attaches it to bin/freeze (AttachRestorer: the packed restorer and a
+// 24-byte footer after the ELF), where freeze finds it
+// (AttachedRestorer); a freeze built without make (go build, go
+// install) has none and carries itself, packed at each freeze with lz4's
+// fast mode: larger (5.9 MB), but the image still thaws alone. Attaching
+// after the link, rather than go:embed, keeps the source tree free of
+// build products and a freeze from carrying a restorer older than itself.
+//
+// Files written before the restorer was packed end with "CRYOEXE2" and
+// carry the restorer as it is; their own loaders run them, and thaw
+// reads them.
 //
 // A file without the magic is no executable of cryo's (the plain
 // restorer: ErrNoImage), or one cut short if it starts with a loader
