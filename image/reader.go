@@ -59,6 +59,10 @@ type Reader struct {
 	heldType uint32
 	heldData []byte
 	heldIdx  int
+
+	// trailer, when set, reads what follows the END record instead of
+	// requiring the stream to end there (StreamHead.NewReader).
+	trailer func(*bufio.Reader) error
 }
 
 // NewReader reads and checks the image header from r.
@@ -344,6 +348,12 @@ func (r *Reader) next() (uint64, []byte, error) {
 		blobRecs, blobSize := le.Uint64(payload[16:]), le.Uint64(payload[24:])
 		if blobRecs != r.blobRecords || blobSize != r.blobSize {
 			return 0, nil, fmt.Errorf("record #%d (END) announces %d BLOB records of %d bytes, the image holds %d of %d", i, blobRecs, blobSize, r.blobRecords, r.blobSize)
+		}
+		if r.trailer != nil {
+			if err := r.trailer(r.r); err != nil {
+				return 0, nil, err
+			}
+			return 0, nil, nil
 		}
 		if _, err := r.r.ReadByte(); err != io.EOF {
 			if err != nil {
