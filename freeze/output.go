@@ -7,24 +7,38 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/image"
 )
 
 // output is the image file being written: a temporary name in the
 // destination directory, mode 0700 whatever the umask, renamed into place
-// only once complete and fsynced.
+// only once complete and fsynced. Or, for Output "-", standard output
+// (stream): written as it is made, so that a freeze that fails has
+// written part of an executable, which has no trailer and which thaw -
+// refuses (image.SkipToImage).
 type output struct {
-	path string
-	tmp  string
-	f    *os.File
-	size int64
+	path   string
+	tmp    string
+	f      *os.File
+	size   int64
+	stream bool
 }
+
+// Stdout is the Options.Output that streams the image to standard output.
+const Stdout = "-"
 
 func newOutput(path string) (*output, error) {
 	if path == "" {
 		return nil, errors.New("no output file given (-o FILE)")
+	}
+	if path == Stdout {
+		return newStdout()
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("output %s is a directory", path)
@@ -54,7 +68,37 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
+// newStdout checks that standard output may take an image: not a
+// terminal. A write to a reader that went away must fail the freeze, not
+// kill it with SIGPIPE (which would leave the target traced no more but
+// stopped): SIGPIPE is ignored from here on.
+func newStdout() (*output, error) {
+	if _, err := unix.IoctlGetTermios(1, unix.TCGETS); err == nil {
+		return nil, errors.New("standard output is a terminal: will not write an image there (pipe it: -o - | thaw -, or -o FILE)")
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(1, &st); err != nil {
+		return nil, fmt.Errorf("standard output: %w", err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		// Images hold the process's memory: never readable by others.
+		if err := unix.Fchmod(1, 0o700); err != nil {
+			return nil, fmt.Errorf("chmod standard output: %w", err)
+		}
+	case unix.S_IFIFO:
+		// Larger pipe buffers let freeze and thaw - run apart for longer.
+		// Best effort: 1 MiB is the usual limit without CAP_SYS_RESOURCE.
+		unix.FcntlInt(1, unix.F_SETPIPE_SZ, 1<<20)
+	}
+	signal.Ignore(syscall.SIGPIPE)
+	return &output{path: Stdout, tmp: "standard output", f: os.Stdout, stream: true}, nil
+}
+
 func (o *output) abort() {
+	if o.stream {
+		return
+	}
 	if o.f != nil {
 		o.f.Close()
 		o.f = nil
@@ -66,6 +110,18 @@ func (o *output) abort() {
 // for an fsync failure in the fault tests.
 func (o *output) commit(injected error) error {
 	err := injected
+	if o.stream {
+		if err == nil {
+			var st unix.Stat_t
+			if unix.Fstat(int(o.f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				err = o.f.Sync()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", o.tmp, err)
+		}
+		return nil
+	}
 	if err == nil {
 		err = o.f.Sync()
 	}
@@ -99,7 +155,8 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err != nil {
 		return err
 	}
-	exe, err := image.NewExecutable(out.f, f.host.Loader, restorer)
+	cw := &countWriter{w: out.f}
+	exe, err := image.NewExecutable(cw, f.host.Loader, restorer)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
@@ -133,6 +190,7 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err := exe.Finish(w.Written()); err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
 	}
+	out.size = cw.n
 	f.logf("wrote %d pages (%d zero pages skipped), image %d bytes", f.res.Pages, f.res.ZeroPages, w.Written())
 	return nil
 }
@@ -159,4 +217,15 @@ func (f *freezer) restorer() ([]byte, error) {
 	}
 	f.logf("no restorer attached to %s (built without make): the image carries all of it", path)
 	return image.PackRestorer(prog, false)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -100,14 +101,35 @@ func (h *helper) logf(format string, args ...any) {
 	}
 }
 
+// open reads the image's metadata: from the executable f, or, thawing a
+// stream, from the image bytes the launcher read (the memfd f) followed
+// by the rest of the stream.
 func (h *helper) open(f *os.File) error {
-	sec, err := image.OpenEmbedded(f)
-	if err != nil {
-		return err
+	var src io.Reader
+	if s := os.Getenv(envStream); s != "" {
+		head, err := image.ParseStreamHead(s)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		// ReadAt: the launcher's memfd shares its offset with f.
+		src = io.MultiReader(io.NewSectionReader(f, 0, fi.Size()), os.NewFile(fdStream, "image stream"))
+		if h.r, err = head.NewReader(src); err != nil {
+			return err
+		}
+	} else {
+		sec, err := image.OpenEmbedded(f)
+		if err != nil {
+			return err
+		}
+		if h.r, err = image.NewReader(sec); err != nil {
+			return err
+		}
 	}
-	if h.r, err = image.NewReader(sec); err != nil {
-		return err
-	}
+	var err error
 	h.p, err = h.r.Meta()
 	return err
 }

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,11 @@ const (
 	envVerbose = "CRYO_VERBOSE"
 	fdImage    = 3
 	fdReady    = 4
+	// Thawing a stream (thaw -): the image bytes the launcher read come
+	// as fdImage (a memfd), the rest on fdStream, the launcher's stdin;
+	// envStream holds the image.StreamHead the trailer must repeat.
+	envStream = "CRYO_STREAM"
+	fdStream  = 7
 )
 
 // Main runs the restore roles. Call it first in main: if this process is
@@ -136,9 +142,16 @@ type Options struct {
 	pidGo *os.File
 }
 
-// Thaw turns the calling process into the process frozen in path. It
-// returns only on failure, before anything irreversible happened.
+// Stdin is the path for which Thaw reads the image from standard input.
+const Stdin = "-"
+
+// Thaw turns the calling process into the process frozen in path, or
+// streamed on standard input for path "-" (Stdin). It returns only on
+// failure, before anything irreversible happened.
 func Thaw(path string, opts Options) error {
+	if path == Stdin {
+		return thawStdin(opts)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -158,6 +171,49 @@ func thaw(f *os.File, path string, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	return launch(r, path, opts, []*os.File{f}, nil)
+}
+
+// thawStdin thaws the self-restoring executable streamed on standard
+// input (freeze PID -o - | thaw -). This process reads the loader and
+// the restorer (skipped: this binary restores) and the metadata, for the
+// checks; the helper gets what was read of the image in a memfd and
+// standard input for the rest, which it reads as it rebuilds the process,
+// the pages written as they arrive. The stream's trailer, last, is
+// checked before the process runs (image.StreamHead.NewReader). The
+// restored process gets /dev/null where it had the thaw's standard input:
+// that is the image.
+func thawStdin(opts Options) error {
+	const name = "standard input"
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		return errors.New("standard input is a terminal: pipe an image in (freeze PID -o - | thaw -), or name its file")
+	}
+	// Best effort, as at freeze -o -: a larger pipe buffer.
+	unix.FcntlInt(0, unix.F_SETPIPE_SZ, 1<<20)
+	head, got, err := image.SkipToImage(os.Stdin)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fd, err := unix.MemfdCreate("cryo-image-head", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	pre := os.NewFile(uintptr(fd), "image head")
+	defer pre.Close()
+	if _, err := pre.Write(got); err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	r, err := image.NewReader(io.MultiReader(bytes.NewReader(got), io.TeeReader(os.Stdin, pre)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return launch(r, name, opts, []*os.File{pre, os.Stdin}, []string{envStream + "=" + head.String()})
+}
+
+// launch checks the image r (its metadata still to read) against this
+// machine and hands the restore to a helper, the image as files (fdImage
+// on, for the helper) and env. It returns only on failure.
+func launch(r *image.Reader, path string, opts Options, imgFiles []*os.File, env []string) error {
 	if err := image.CheckArch(r.Arch(), arch.Current.Image); err != nil {
 		return err
 	}
@@ -178,7 +234,10 @@ func thaw(f *os.File, path string, opts Options) error {
 		return err
 	}
 	if opts.RestorePid {
-		return thawAsParent(f, path, p, opts)
+		if len(imgFiles) > 1 {
+			return errors.New("--restore-pid cannot thaw a stream (thaw -): write the image to a file first")
+		}
+		return thawAsParent(imgFiles[0], path, p, opts)
 	}
 	stub, err := chooseStubAddr(p, ps)
 	if err != nil {
@@ -220,10 +279,15 @@ func thaw(f *os.File, path string, opts Options) error {
 		}
 		cmd.Env = append(cmd.Env, EnvFDs+"="+strings.Join(hs, "\n"))
 	}
-	cmd.ExtraFiles = []*os.File{f, wr, helperChan}
+	cmd.Env = append(cmd.Env, env...)
+	// fds 3-5; 6 the "G" pipe of --restore-pid, 7 a stream (or none).
+	cmd.ExtraFiles = []*os.File{imgFiles[0], wr, helperChan, nil}
 	if opts.pidGo != nil {
 		cmd.Env = append(cmd.Env, envRestorePid+"="+strconv.Itoa(p.Pid))
-		cmd.ExtraFiles = append(cmd.ExtraFiles, opts.pidGo)
+		cmd.ExtraFiles[fdGo-3] = opts.pidGo
+	}
+	if len(imgFiles) > 1 {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, imgFiles[1])
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -233,6 +297,18 @@ func thaw(f *os.File, path string, opts Options) error {
 	}
 	wr.Close()
 	helperChan.Close()
+	if len(imgFiles) > 1 {
+		// The helper reads the rest of the stream: the restored
+		// process finds /dev/null where its stdin was the thaw's.
+		null, err := unix.Open("/dev/null", unix.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open /dev/null: %w", err)
+		}
+		if err := unix.Dup3(null, 0, 0); err != nil {
+			return fmt.Errorf("dup /dev/null onto stdin: %w", err)
+		}
+		unix.Close(null)
+	}
 	var ok [1]byte
 	if n, _ := io.ReadFull(rd, ok[:]); n != 1 || ok[0] != 'S' {
 		// The helper said why on stderr.
@@ -310,8 +386,12 @@ func runSpawn() int {
 	}
 	cmd.Env = append(env, envRole+"=helper")
 	cmd.ExtraFiles = []*os.File{os.NewFile(fdImage, "image"), os.NewFile(fdReady, "ready"), os.NewFile(fdChan, "file channel")}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, nil)
 	if os.Getenv(envRestorePid) != "" {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(fdGo, "go"))
+		cmd.ExtraFiles[fdGo-3] = os.NewFile(fdGo, "go")
+	}
+	if os.Getenv(envStream) != "" {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(fdStream, "image stream"))
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

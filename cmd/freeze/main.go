@@ -28,7 +28,7 @@ func main() {
 		Usage:     "freeze a running process into a self-restoring executable",
 		UsageText: "freeze [--leave-running] [--carry-files] [--max-file-size SIZE] -o FILE PID",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the image to `FILE` (an executable, mode 0700)", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the image to `FILE` (an executable, mode 0700); - writes it to standard output, a pipe (freeze PID -o - | ssh HOST thaw -)", Required: true},
 			&cli.BoolFlag{Name: "leave-running", Usage: "leave the process running after the freeze (a snapshot); default: it is killed once the image is on disk"},
 			&cli.BoolFlag{Name: "carry-files", Usage: "put the contents of the regular files the process has open in the image: thaw makes a missing one again, and refuses one whose contents differ"},
 			&cli.StringFlag{Name: "max-file-size", Value: "256M", Usage: "the largest file whose contents freeze puts in the image (a carried or deleted file), in bytes or with a K, M or G suffix (KiB, MiB, GiB)"},

@@ -4,6 +4,7 @@
 //	thaw app.bin               # same as running ./app.bin
 //	thaw --restore-pid app.bin # with its frozen pid; thaw stays its parent
 //	thaw --info [--json] app.bin  # what it holds (docs/info.md)
+//	freeze PID -o - | thaw -   # the image read from standard input
 package main
 
 import (
