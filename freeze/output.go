@@ -19,15 +19,59 @@ import (
 // output is the image file being written: a temporary name in the
 // destination directory, mode 0700 whatever the umask, renamed into place
 // only once complete and fsynced. Or, for Output "-", standard output
-// (stream): written as it is made, so that a freeze that fails has
-// written part of an executable, which has no trailer and which thaw -
-// refuses (image.SkipToImage).
+// (stream): written as it is made, but for its last 64 bytes, the
+// trailer, held back until the freeze has nothing left to fail but that
+// write (commit). A freeze that fails has written an executable without
+// its trailer, which thaw - refuses (image.StreamHead.NewReader).
 type output struct {
 	path   string
 	tmp    string
 	f      *os.File
 	size   int64
 	stream bool
+	held   *holdWriter
+}
+
+// trailerSize is the size of the executable's trailer (image/doc.go).
+const trailerSize = 64
+
+// holdWriter writes to w all but the last trailerSize bytes written to
+// it; release writes those.
+type holdWriter struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (h *holdWriter) Write(p []byte) (int, error) {
+	if len(h.tail)+len(p) <= trailerSize {
+		h.tail = append(h.tail, p...)
+		return len(p), nil
+	}
+	// Out go the held bytes and p but its last trailerSize bytes.
+	if k := len(h.tail) + len(p) - trailerSize; k <= len(h.tail) {
+		if _, err := h.w.Write(h.tail[:k]); err != nil {
+			return 0, err
+		}
+		h.tail = append(h.tail[:0], h.tail[k:]...)
+		h.tail = append(h.tail, p...)
+		return len(p), nil
+	}
+	if len(h.tail) > 0 {
+		if _, err := h.w.Write(h.tail); err != nil {
+			return 0, err
+		}
+	}
+	cut := len(p) - trailerSize
+	if _, err := h.w.Write(p[:cut]); err != nil {
+		return 0, err
+	}
+	h.tail = append(h.tail[:0], p[cut:]...)
+	return len(p), nil
+}
+
+func (h *holdWriter) release() error {
+	_, err := h.w.Write(h.tail)
+	return err
 }
 
 // Stdout is the Options.Output that streams the image to standard output.
@@ -92,7 +136,7 @@ func newStdout() (*output, error) {
 		unix.FcntlInt(1, unix.F_SETPIPE_SZ, 1<<20)
 	}
 	signal.Ignore(syscall.SIGPIPE)
-	return &output{path: Stdout, tmp: "standard output", f: os.Stdout, stream: true}, nil
+	return &output{path: Stdout, tmp: "standard output", f: os.Stdout, stream: true, held: &holdWriter{w: os.Stdout}}, nil
 }
 
 func (o *output) abort() {
@@ -119,6 +163,9 @@ func (o *output) commit(injected error) error {
 		}
 		if err != nil {
 			return fmt.Errorf("fsync %s: %w", o.tmp, err)
+		}
+		if err := o.held.release(); err != nil {
+			return fmt.Errorf("write %s: %w", o.tmp, err)
 		}
 		return nil
 	}
@@ -155,7 +202,11 @@ func (f *freezer) write(ctx context.Context, out *output, p *image.Process) erro
 	if err != nil {
 		return err
 	}
-	cw := &countWriter{w: out.f}
+	var dst io.Writer = out.f
+	if out.held != nil {
+		dst = out.held
+	}
+	cw := &countWriter{w: dst}
 	exe, err := image.NewExecutable(cw, f.host.Loader, restorer)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", out.tmp, err)
