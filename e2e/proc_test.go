@@ -148,6 +148,7 @@ type proc struct {
 }
 
 type procConfig struct {
+	stdin  *os.File
 	stdout *os.File
 	cred   *syscall.Credential
 	dir    string
@@ -161,6 +162,10 @@ type procConfig struct {
 }
 
 type procOpt func(*procConfig)
+
+// withStdin gives the process this file as its stdin (instead of a pipe;
+// p.stdin then reaches nobody).
+func withStdin(f *os.File) procOpt { return func(c *procConfig) { c.stdin = f } }
 
 // withStdout gives the process this file as its stdout (instead of a pipe).
 func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f } }
@@ -242,6 +247,9 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	errR, errW := pipe()
 	p.cmd.Stderr = errW
 	childEnds = append(childEnds, errW)
+	if cfg.stdin != nil {
+		p.cmd.Stdin = cfg.stdin
+	}
 	if cfg.stdio != nil {
 		p.cmd.Stdin, p.cmd.Stderr = cfg.stdio, cfg.stdio
 	}
