@@ -42,7 +42,8 @@ demo: build
 	bash scripts/demo.sh
 
 # Freeze and thaw of a 256 MiB process next to the floor (process_vm_readv
-# + write of the same bytes) measured in the same run.
+# + write of the same bytes) measured in the same run; a 512 MiB process
+# through freeze -o - | thaw - next to a plain freeze of it to a file.
 bench: build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 5x ./e2e/
 

@@ -477,3 +477,68 @@ func BenchmarkPrograms(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStream512M: a process with 512 MiB of present memory (big
+// 512) frozen through a pipe into thaw -, until the thawed copy answers a
+// ping (freeze --leave-running PID -o - | thaw --fd 0=&3 -), next to a
+// plain freeze of it to a file in the same run. Reports both, and their
+// ratio stream/file (the target of issue 10: at most 1.5).
+func BenchmarkStream512M(b *testing.B) {
+	setup(b)
+	p := startProc(b, "big", buildVictim(b, "big"), []string{"512"})
+	p.expect("ready")
+	sum := p.ask("sum", "sum ")
+	waitInSyscall(b, p, sysRead)
+	pid := strconv.Itoa(p.pid())
+	img := filepath.Join(b.TempDir(), "img.bin")
+	var fileNs, streamNs time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
+		fileNs += time.Since(t0)
+		if r.code != 0 {
+			b.Fatalf("freeze failed:\n%s", r)
+		}
+
+		cmdR, cmdW, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		stream, wait := startFreezeStream(b, "--leave-running", pid)
+		th := startProc(b, "thaw -", thawBin, []string{"--fd", "0=&3", "-"}, withStdin(stream), withFiles([]*os.File{cmdR}))
+		stream.Close()
+		cmdR.Close()
+		th.stdin.Close()
+		th.stdin = cmdW
+		th.ask("ping", "pong")
+		streamNs += time.Since(t0)
+		b.StopTimer()
+		if r := wait(); r.code != 0 {
+			b.Fatalf("freeze -o - failed:\n%s", r)
+		}
+		if i == 0 {
+			if got := th.ask("sum", "sum "); got != sum {
+				b.Fatalf("memory thawed from the stream differs: %s, want %s", got, sum)
+			}
+		}
+		th.kill()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	p.ask("ping", "pong") // the original is unharmed
+	size := fileSize(b, img)
+	b.SetBytes(size)
+	b.ReportMetric(float64(size)/(1<<20), "MiB/image")
+	file, str := float64(fileNs.Microseconds())/1000/float64(b.N), float64(streamNs.Microseconds())/1000/float64(b.N)
+	b.ReportMetric(file, "file-freeze-ms")
+	b.ReportMetric(str, "stream-thaw-ms")
+	b.ReportMetric(str/file, "stream/file")
+	b.Logf("freeze to a file %.1f ms; freeze -o - | thaw - until it answers %.1f ms = %.2fx (target at most 1.5x)", file, str, str/file)
+}

@@ -14,14 +14,14 @@ import (
 
 // startFreezeStream starts freeze ARGS -o - with its stdout a pipe, whose
 // read end it returns; wait waits for freeze and returns its result.
-func startFreezeStream(t *testing.T, args ...string) (out *os.File, wait func() toolResult) {
+func startFreezeStream(t testing.TB, args ...string) (out *os.File, wait func() toolResult) {
 	t.Helper()
 	return startFreezeStreamEnv(t, nil, args...)
 }
 
 // startFreezeStreamEnv is startFreezeStream with env added to freeze's
 // environment.
-func startFreezeStreamEnv(t *testing.T, env []string, args ...string) (out *os.File, wait func() toolResult) {
+func startFreezeStreamEnv(t testing.TB, env []string, args ...string) (out *os.File, wait func() toolResult) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -1,6 +1,6 @@
 /*
  * big: a process with 256 MiB of present anonymous memory, for the freeze
- * and thaw benchmarks. The first half holds pseudo-random bytes, the second
+ * and thaw benchmarks ("big N": N MiB instead). The first half holds pseudo-random bytes, the second
  * half is all zero but every page of it was written (a non-zero byte, then
  * zero again) so all of it is present.
  *
@@ -8,14 +8,18 @@
  * "exit [N]".
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "lineio.h"
 
-#define SIZE (256ul << 20)
-
-int main(void)
+int main(int argc, char **argv)
 {
+	size_t SIZE = 256ul << 20;
+	if (argc > 1)
+		SIZE = strtoul(argv[1], NULL, 10) << 20;
+	if (SIZE == 0 || SIZE % 16 != 0)
+		return 11;
 	size_t pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	unsigned char *p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
