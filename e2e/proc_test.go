@@ -149,6 +149,7 @@ type proc struct {
 
 type procConfig struct {
 	stdin  *os.File
+	stderr *os.File
 	stdout *os.File
 	cred   *syscall.Credential
 	dir    string
@@ -166,6 +167,10 @@ type procOpt func(*procConfig)
 // withStdin gives the process this file as its stdin (instead of a pipe;
 // p.stdin then reaches nobody).
 func withStdin(f *os.File) procOpt { return func(c *procConfig) { c.stdin = f } }
+
+// withErr gives the process this file as its stderr (instead of a pipe;
+// p.errs then sees nothing).
+func withErr(f *os.File) procOpt { return func(c *procConfig) { c.stderr = f } }
 
 // withStdout gives the process this file as its stdout (instead of a pipe).
 func withStdout(f *os.File) procOpt { return func(c *procConfig) { c.stdout = f } }
@@ -249,6 +254,9 @@ func startProc(tb testing.TB, name, path string, args []string, opts ...procOpt)
 	childEnds = append(childEnds, errW)
 	if cfg.stdin != nil {
 		p.cmd.Stdin = cfg.stdin
+	}
+	if cfg.stderr != nil {
+		p.cmd.Stderr = cfg.stderr
 	}
 	if cfg.stdio != nil {
 		p.cmd.Stdin, p.cmd.Stderr = cfg.stdio, cfg.stdio

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/proc"
 	"github.com/cryo-project/cryo/ptrace"
 )
@@ -36,6 +37,8 @@ type dumper struct {
 	// probeHuge: the process has more resident memory (status VmRSS)
 	// than smaps shows, by at least half a huge page (hiddenHuge).
 	probeHuge bool
+	// bar counts the bytes of memory read (nil: no progress shown).
+	bar *progress.Bar
 }
 
 func (d *dumper) vma(v *image.VMA) error {
@@ -165,6 +168,7 @@ func (d *dumper) run(v *image.VMA, addr uint64, npages int) error {
 		start = -1
 		return nil
 	}
+	d.bar.Add(int64(len(b)))
 	for i := 0; i < npages; i++ {
 		pg := b[uint64(i)*d.ps : uint64(i+1)*d.ps]
 		skip := unreadable[i]

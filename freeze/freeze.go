@@ -17,6 +17,7 @@ import (
 	"github.com/cryo-project/cryo/arch"
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/proc"
 	"github.com/cryo-project/cryo/ptrace"
@@ -37,6 +38,9 @@ type Options struct {
 	Restorer string
 	// Log, if set, receives one line per step with its duration.
 	Log io.Writer
+	// Progress, a terminal, shows how far the pages are (package
+	// progress: only for a freeze of more than a second). nil: none.
+	Progress *os.File
 	// Files tunes what is recorded of the open files.
 	Files files.DumpOptions
 }
@@ -540,6 +544,10 @@ func (f *freezer) dumpPages(ctx context.Context, w *image.Writer, p *image.Proce
 		huge := d.ps * d.ps / 8
 		d.probeHuge = vmRSS*1024 >= smapsRss+huge/2
 	}
+	// The total is resident memory, which the pages written approach
+	// (less the shared file pages their file holds).
+	d.bar = progress.New(f.opts.Progress, "freeze", int64(smapsRss))
+	defer d.bar.Close()
 	for i := range p.VMAs {
 		if err := d.vma(&p.VMAs[i]); err != nil {
 			return err

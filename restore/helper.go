@@ -18,6 +18,7 @@ import (
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/inject"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/proc"
 	"github.com/cryo-project/cryo/ptrace"
 )
@@ -43,6 +44,7 @@ func runHelper() int {
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
 	h.site = stub + stubCodeOffset + h.host.StubSyscallOffset
 	if err := h.open(os.NewFile(fdImage, "image")); err != nil {
+		h.bar.Close()
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		return 1
 	}
@@ -63,6 +65,7 @@ func runHelper() int {
 		return 1
 	}
 	if err := h.tr.Do(h.restore); err != nil {
+		h.bar.Close()
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		if aerr := h.tr.Do(h.abort); aerr != nil {
 			fmt.Fprintf(os.Stderr, "thaw: ending the half-built process: %v\n", aerr)
@@ -93,6 +96,9 @@ type helper struct {
 	// timersMade holds the ids of the POSIX timers made again.
 	timersMade map[int32]bool
 	parked     []parked
+	// bar shows the image bytes read, on a terminal (closed before
+	// the process runs).
+	bar *progress.Bar
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -106,32 +112,54 @@ func (h *helper) logf(format string, args ...any) {
 // by the rest of the stream.
 func (h *helper) open(f *os.File) error {
 	var src io.Reader
+	var head *image.StreamHead
+	total := int64(-1) // a stream's length is known at its end
 	if s := os.Getenv(envStream); s != "" {
-		head, err := image.ParseStreamHead(s)
+		sh, err := image.ParseStreamHead(s)
 		if err != nil {
 			return err
 		}
+		head = &sh
 		fi, err := f.Stat()
 		if err != nil {
 			return err
 		}
 		// ReadAt: the launcher's memfd shares its offset with f.
 		src = io.MultiReader(io.NewSectionReader(f, 0, fi.Size()), os.NewFile(fdStream, "image stream"))
-		if h.r, err = head.NewReader(src); err != nil {
-			return err
-		}
 	} else {
 		sec, err := image.OpenEmbedded(f)
 		if err != nil {
 			return err
 		}
-		if h.r, err = image.NewReader(sec); err != nil {
-			return err
-		}
+		src, total = sec, sec.Size()
+	}
+	if !h.verbose {
+		h.bar = progress.New(os.Stderr, "thaw", total)
+		src = &barReader{src, h.bar}
 	}
 	var err error
+	if head != nil {
+		h.r, err = head.NewReader(src)
+	} else {
+		h.r, err = image.NewReader(src)
+	}
+	if err != nil {
+		return err
+	}
 	h.p, err = h.r.Meta()
 	return err
+}
+
+// barReader counts what is read on a progress bar.
+type barReader struct {
+	r   io.Reader
+	bar *progress.Bar
+}
+
+func (b *barReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.bar.Add(int64(n))
+	return n, err
 }
 
 // waitExec lets the thawing process run until its exec of the stub,
@@ -316,7 +344,9 @@ func (h *helper) restore() error {
 		return err
 	}
 	h.logf("mappings created")
-	if err := h.fillPages(as); err != nil {
+	err = h.fillPages(as)
+	h.bar.Close() // the terminal is the process's again
+	if err != nil {
 		return err
 	}
 	h.logf("pages written")

@@ -68,6 +68,8 @@ func run(c *cli.Context) error {
 		Files: files.DumpOptions{CarryFiles: c.Bool("carry-files"), MaxBlob: maxSize, TCPEstablished: tcp}}
 	if c.Bool("verbose") {
 		opts.Log = os.Stderr
+	} else {
+		opts.Progress = os.Stderr // shown only on a terminal
 	}
 	res, err := freeze.Freeze(ctx, opts)
 	if err != nil {
