@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/cryo-project/cryo/image"
-	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/ptrace"
 )
 

@@ -17,9 +17,9 @@ import (
 	"github.com/cryo-project/cryo/arch"
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
-	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/ptrace"
 )
 
