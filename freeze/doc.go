@@ -29,4 +29,24 @@
 // mappings (a page never touched still holds the file's bytes, and the
 // file may be absent where the image thaws); pages that read as zero are
 // not stored.
+//
+// # Streaming
+//
+// With Output "-" (freeze -o -) the executable goes to standard output,
+// which may not be a terminal, as it is made: no temporary file, no
+// rename. What cannot be taken back is held back instead: the last 64
+// bytes, the trailer, are written only where the rename would be, after
+// the tail and the fsync (of a regular file). A freeze that fails has
+// written an executable without its trailer, which thaw - refuses
+// (image.StreamHead.NewReader), while the target goes on as it was.
+// SIGPIPE is ignored, so a reader that goes away (a thaw that refused
+// early, a dead ssh) is an ordinary write error: the freeze fails and
+// lets the target go. The target is killed (without --leave-running)
+// once the whole stream is written, whatever its reader then does.
+//
+// # Progress
+//
+// Options.Progress, a terminal (cmd/freeze: stderr unless -v), shows a
+// bar of the memory read against the resident size (package progress)
+// once a freeze lasts a second.
 package freeze

@@ -59,6 +59,18 @@
 // sum. The trailer sits at a fixed place from the end so that nothing
 // before it has to be patched once written: the file can be streamed.
 //
+// A stream (freeze -o - | thaw -) is read front to back instead
+// (SkipToImage, StreamHead.NewReader): the loader page, which must look
+// like one; the restorer's pages, summed, up to the first page that
+// starts with a valid image header (magic and checksum; a newer
+// version's magic is reported as such); the image; then the trailer,
+// which must describe what was read (restorer length and sum, image
+// length, file size) and be the stream's last byte. Nothing of a stream
+// can be trusted before its end: the reader returns io.EOF from Next only
+// once the END record and the trailer have been checked. The packed
+// restorer of a stream is summed, never unpacked: the thawing side's own
+// thaw restores.
+//
 // # The restorer
 //
 // The restorer is cmd/restorer: the thaw and nothing else (no command

@@ -143,6 +143,30 @@
 // forwarded, its exit status or signal passed on (restorepid.go). Its
 // threads get their tids as above.
 //
+// # Streams
+//
+// thaw - (Thaw(Stdin, ...)) reads an executable from standard input, a
+// pipe read once, front to back. The launcher reads the loader and the
+// restorer without keeping them (this binary restores; image.SkipToImage
+// sums the restorer for the trailer's check) and the metadata, for its
+// checks; it hands the helper the image bytes it read, in a memfd
+// (fdImage), and its stdin (fdStream) for the rest, and puts /dev/null
+// on its own fd 0, which the restored process finds where its stdin was
+// the thaw's. The helper reads the blobs and then the pages as they
+// arrive, each written into the process as soon as it is read: nothing is
+// buffered in proportion to the image. The END record and the trailer
+// come last, and Next returns io.EOF only once both are checked, so step
+// 8 ends before anything runs: a stream cut short or damaged fails the
+// thaw there (exit 1, one line), as any failed step does, and never
+// resumes a half-written process. What a stream cannot do is fail before
+// the stub's mappings are gone (step 6): the pages are not all there yet.
+// --restore-pid refuses a stream (its launcher reads the image again).
+//
+// A thaw taking more than a second shows a progress bar of the image
+// bytes read on stderr when it is a terminal (package progress), drawn by
+// the helper and erased after step 8, before the process writes to the
+// terminal.
+//
 // If any step fails, the helper prints the reason and makes P exit(1)
 // through the injection site (which lives until the very last call); if
 // even that fails, P is killed. PTRACE_O_EXITKILL kills P if the helper
