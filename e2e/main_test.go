@@ -51,6 +51,10 @@ func run(m *testing.M) int {
 	// leak into every victim (Go's exec passes on any fd not marked so) and
 	// make it unfreezable: victims get exactly fds 0-2.
 	closeInheritedFds()
+	// No progress bar on the tests' terminals: a thaw slowed past its
+	// second by a loaded machine would draw one between the lines a test
+	// reads. TestProgress asks for them.
+	os.Setenv(envProgressDelay, "1h")
 
 	tmp, err := os.MkdirTemp("", "cryo-e2e-")
 	if err != nil {

@@ -64,8 +64,23 @@ func (c *ptyCapture) waitFor(t *testing.T, what string, words ...string) string 
 	}
 }
 
-// noDelay shows the bars at once (the delay is a second otherwise).
-const noDelay = "CRYO_TEST_PROGRESS_DELAY=0s"
+// envProgressDelay is how long the tools keep a bar hidden (package
+// progress; a second unless set). TestMain hides them.
+const envProgressDelay = "CRYO_TEST_PROGRESS_DELAY"
+
+// noDelay shows the bars at once.
+const noDelay = envProgressDelay + "=0s"
+
+// defaultDelay is the environment without envProgressDelay.
+func defaultDelay() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, envProgressDelay+"=") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
 
 // TestProgress: freeze and thaw (of a file and of a stream) draw a bar
 // with bytes and rate on stderr when it is a terminal, and erase it;
@@ -141,6 +156,7 @@ func TestProgress(t *testing.T) {
 		m, s := openPTY(t)
 		c := capturePTY(m)
 		cmd := exec.CommandContext(ctx, freezeBin, "--leave-running", "-o", filepath.Join(t.TempDir(), "s.bin"), strconv.Itoa(sl.pid()))
+		cmd.Env = defaultDelay()
 		cmd.Stderr = s
 		start := time.Now()
 		if out, err := cmd.Output(); err != nil {
