@@ -126,7 +126,8 @@ func TestProgress(t *testing.T) {
 	t.Run("thaw_tty", func(t *testing.T) {
 		m, s := openPTY(t)
 		c := capturePTY(m)
-		th := startProc(t, "./big.bin", img, nil, withEnv(noDelay), withErr(s))
+		// thaw, not ./big.bin: the restorer an image carries has no bar.
+		th := startProc(t, "thaw big.bin", thawBin, []string{img}, withEnv(noDelay), withErr(s))
 		if got := th.ask("sum", "sum "); got != sum {
 			t.Errorf("thawed memory %s, want %s", got, sum)
 		}

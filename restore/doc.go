@@ -163,9 +163,10 @@
 // --restore-pid refuses a stream (its launcher reads the image again).
 //
 // A thaw taking more than a second shows a progress bar of the image
-// bytes read on stderr when it is a terminal (package progress), drawn by
-// the helper and erased after step 8, before the process writes to the
-// terminal.
+// bytes read on stderr when it is a terminal (package progress, through
+// NewProgress, which cmd/thaw sets: the restorer ./app.bin runs has no
+// bar, its library would make it a third larger), drawn by the helper and
+// erased after step 8, before the process writes to the terminal.
 //
 // If any step fails, the helper prints the reason and makes P exit(1)
 // through the injection site (which lives until the very last call); if

@@ -19,7 +19,6 @@ import (
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/inject"
 	"github.com/cryo-project/cryo/proc"
-	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/ptrace"
 )
 
@@ -44,7 +43,7 @@ func runHelper() int {
 		verbose: os.Getenv(envVerbose) == "1", start: time.Now()}
 	h.site = stub + stubCodeOffset + h.host.StubSyscallOffset
 	if err := h.open(os.NewFile(fdImage, "image")); err != nil {
-		h.bar.Close()
+		h.closeBar()
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		return 1
 	}
@@ -65,7 +64,7 @@ func runHelper() int {
 		return 1
 	}
 	if err := h.tr.Do(h.restore); err != nil {
-		h.bar.Close()
+		h.closeBar()
 		fmt.Fprintf(os.Stderr, "thaw: %v\n", err)
 		if aerr := h.tr.Do(h.abort); aerr != nil {
 			fmt.Fprintf(os.Stderr, "thaw: ending the half-built process: %v\n", aerr)
@@ -97,8 +96,8 @@ type helper struct {
 	timersMade map[int32]bool
 	parked     []parked
 	// bar shows the image bytes read, on a terminal (closed before
-	// the process runs).
-	bar *progress.Bar
+	// the process runs); nil without NewProgress.
+	bar Progress
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -133,8 +132,8 @@ func (h *helper) open(f *os.File) error {
 		}
 		src, total = sec, sec.Size()
 	}
-	if !h.verbose {
-		h.bar = progress.New(os.Stderr, "thaw", total)
+	if !h.verbose && NewProgress != nil {
+		h.bar = NewProgress(os.Stderr, "thaw", total)
 		src = &barReader{src, h.bar}
 	}
 	var err error
@@ -150,10 +149,31 @@ func (h *helper) open(f *os.File) error {
 	return err
 }
 
+// Progress is a progress bar of bytes (package progress's Bar).
+type Progress interface {
+	Add(n int64)
+	Close()
+}
+
+// NewProgress, when set, makes the bar of a thaw's image bytes on f
+// (total -1: unknown), which shows nothing unless f is a terminal.
+// cmd/thaw sets it to package progress's New before it calls Main; the
+// restorer an image carries (cmd/restorer) leaves it nil, and ./app.bin
+// shows no bar: the bar's library would add a third to its size.
+var NewProgress func(f *os.File, what string, total int64) Progress
+
+// closeBar erases the bar, if any, before the process may write to the
+// terminal or the helper says why it failed.
+func (h *helper) closeBar() {
+	if h.bar != nil {
+		h.bar.Close()
+	}
+}
+
 // barReader counts what is read on a progress bar.
 type barReader struct {
 	r   io.Reader
-	bar *progress.Bar
+	bar Progress
 }
 
 func (b *barReader) Read(p []byte) (int, error) {
@@ -345,7 +365,7 @@ func (h *helper) restore() error {
 	}
 	h.logf("mappings created")
 	err = h.fillPages(as)
-	h.bar.Close() // the terminal is the process's again
+	h.closeBar() // the terminal is the process's again
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,13 @@ import (
 
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/freeze"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/restore"
 )
 
 func main() {
+	// Before Main: its helper draws the thaw's bar.
+	restore.NewProgress = newProgress
 	restore.Main()
 	app := &cli.App{
 		Name:      "freeze",
@@ -136,4 +139,9 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (bytes, or a number with K, M or G)", s)
 	}
 	return n << sh, nil
+}
+
+// newProgress is restore.NewProgress: package progress's bar.
+func newProgress(f *os.File, what string, total int64) restore.Progress {
+	return progress.New(f, what, total)
 }

@@ -15,10 +15,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cryo-project/cryo/files"
+	"github.com/cryo-project/cryo/progress"
 	"github.com/cryo-project/cryo/restore"
 )
 
 func main() {
+	// Before Main: its helper draws the thaw's bar.
+	restore.NewProgress = newProgress
 	restore.Main()
 	app := &cli.App{
 		Name:      "thaw",
@@ -68,3 +71,8 @@ func main() {
 // oneLine keeps an error to the one line a user reads (errors.Join
 // separates its parts with newlines).
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// newProgress is restore.NewProgress: package progress's bar.
+func newProgress(f *os.File, what string, total int64) restore.Progress {
+	return progress.New(f, what, total)
+}
