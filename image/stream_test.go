@@ -112,7 +112,11 @@ func TestStreamDamaged(t *testing.T) {
 	img, _, _ := smallImage(t)
 	restorer, _ := testParts()
 	exe := testExecutable(t, restorer, img)
-	rend := exeAlign + 4*4096
+	tr, err := decodeTrailer(exe[len(exe)-trailerSize:], int64(len(exe)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rend := int(tr.imageOff)
 	for _, tc := range []struct {
 		name string
 		b    []byte
