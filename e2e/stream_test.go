@@ -119,8 +119,9 @@ func TestStreamPipe(t *testing.T) {
 // TestStreamCut: a stream cut anywhere (in the restorer, the metadata,
 // the pages, the trailer) is refused by thaw - with one line, and nothing
 // of the process runs; freeze --leave-running, whose reader went away,
-// leaves the original running as before. So does a freeze that fails
-// after writing all of its image but the trailer it holds back.
+// leaves the original running as before. So does a freeze -o - that
+// fails, in the pages or after them: it never wrote the trailer it holds
+// back, and thaw - refuses what it wrote.
 func TestStreamCut(t *testing.T) {
 	setup(t)
 	dir := t.TempDir()
@@ -208,22 +209,25 @@ func TestStreamCut(t *testing.T) {
 		})
 	}
 
-	// A freeze failing after its image is written: the stream has no
-	// trailer, the original runs on.
-	t.Run("failed_freeze", func(t *testing.T) {
-		stream, wait := startFreezeStreamEnv(t, []string{"CRYO_TEST_FAULT=written"}, "--leave-running", pid)
-		th := exec.Command(thawBin, "-")
-		var thErr strings.Builder
-		th.Stdin, th.Stderr = stream, &thErr
-		if err := th.Start(); err != nil {
-			t.Fatal(err)
-		}
-		stream.Close()
-		th.Wait()
-		requireToolError(t, toolResult{args: []string{"thaw", "-"}, code: th.ProcessState.ExitCode(), stderr: thErr.String()}, 1, []string{"thaw: "}, "truncated")
-		requireToolError(t, wait(), 1, []string{"freeze: "}, "injected")
-		counting(t)
-	})
+	// A freeze failing while it writes the pages, after it wrote them
+	// all, or at the fsync: the stream has no trailer, the original
+	// runs on.
+	for _, step := range []string{"dumping", "written", "fsync"} {
+		t.Run("failed_freeze_"+step, func(t *testing.T) {
+			stream, wait := startFreezeStreamEnv(t, []string{"CRYO_TEST_FAULT=" + step}, "--leave-running", pid)
+			th := exec.Command(thawBin, "-")
+			var thErr strings.Builder
+			th.Stdin, th.Stderr = stream, &thErr
+			if err := th.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stream.Close()
+			th.Wait()
+			requireToolError(t, toolResult{args: []string{"thaw", "-"}, code: th.ProcessState.ExitCode(), stderr: thErr.String()}, 1, []string{"thaw: "}, "truncated")
+			requireToolError(t, wait(), 1, []string{"freeze: "}, "injected")
+			counting(t)
+		})
+	}
 }
 
 // imageLength is the image length a self-restoring executable's trailer
