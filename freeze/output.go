@@ -155,17 +155,26 @@ func (o *output) abort() {
 func (o *output) commit(injected error) error {
 	err := injected
 	if o.stream {
-		if err == nil {
-			var st unix.Stat_t
-			if unix.Fstat(int(o.f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-				err = o.f.Sync()
-			}
+		// A regular file (freeze -o - > FILE) is fsynced with its
+		// trailer; if that fails, the trailer is cut off again.
+		var st unix.Stat_t
+		regular := unix.Fstat(int(o.f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+		if err == nil && regular {
+			err = o.f.Sync()
 		}
 		if err != nil {
 			return fmt.Errorf("fsync %s: %w", o.tmp, err)
 		}
 		if err := o.held.release(); err != nil {
 			return fmt.Errorf("write %s: %w", o.tmp, err)
+		}
+		if regular {
+			if err := o.f.Sync(); err != nil {
+				if off, serr := o.f.Seek(0, io.SeekCurrent); serr == nil {
+					o.f.Truncate(off - trailerSize)
+				}
+				return fmt.Errorf("fsync %s: %w", o.tmp, err)
+			}
 		}
 		return nil
 	}
