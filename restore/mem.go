@@ -611,8 +611,21 @@ func (h *helper) finishVMAs(as *addrSpace) error {
 			continue
 		}
 		what := fmt.Sprintf("charge %#x-%#x %s as before (mprotect)", v.Start, v.End, describeVMA(v))
-		if _, err := h.sys(what, sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot|unix.PROT_WRITE)); err != nil {
+		if _, err := h.sys(what, sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot|unix.PROT_READ|unix.PROT_WRITE)); err != nil {
 			return err
+		}
+		// Made read-only again, an anonymous mapping that has no
+		// anon_vma yet (no page ever faulted in: a guard page) loses
+		// its charge (mm/mprotect.c, mprotect_fixup). Its first byte
+		// written back as it is gives it one (and a page).
+		if v.Kind == image.VMAAnon {
+			b := make([]byte, 1)
+			if n, err := ptrace.ReadMem(h.pid, v.Start, b); err != nil || n != 1 {
+				return fmt.Errorf("%s: read %#x: %v", what, v.Start, err)
+			}
+			if n, err := ptrace.WriteMem(h.pid, v.Start, b); err != nil || n != 1 {
+				return fmt.Errorf("%s: write %#x: %v", what, v.Start, err)
+			}
 		}
 		if _, err := h.sys(what, sys.Mprotect, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
 			return err

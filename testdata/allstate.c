@@ -45,6 +45,9 @@
  *   mlock        ... 4 pages mlock'd                       ("lo"), all resident
  *   onfault      ... mlock2(MLOCK_ONFAULT)                 ("lo lf")
  *   noreserve    MAP_NORESERVE PROT_NONE 64 GiB            ("nr")
+ *   emptyguard   a page made writable, written, emptied (MADV_DONTNEED)
+ *                and made PROT_NONE: charged ("ac") with no page in it,
+ *                as a thread stack's guard page can be
  *   anonname     ... named with PR_SET_VMA_ANON_NAME "cryo-test"
  *   guard        ... MADV_GUARD_INSTALL on its second page: touching it
  *                raises SIGSEGV (caught with sigsetjmp)
@@ -230,11 +233,11 @@ static volatile sig_atomic_t alrm, usr2;
 
 enum { R_DONTFORK, R_WIPEONFORK, R_DONTDUMP, R_HUGEPAGE, R_NOHUGEPAGE, R_MLOCK, R_ONFAULT,
        R_NORESERVE, R_ANONNAME, R_GUARD, R_SEALED, R_SHARED, R_SHANON, R_MERGEABLE, R_GROWSDOWN,
-       R_PRIVFILE, NREGION };
+       R_PRIVFILE, R_EMPTYGUARD, NREGION };
 static const char *const region_name[NREGION] = {
 	"dontfork", "wipeonfork", "dontdump", "hugepage", "nohugepage", "mlock", "onfault",
 	"noreserve", "anonname", "guard", "sealed", "shared", "shanon", "mergeable", "growsdown",
-	"privfile",
+	"privfile", "emptyguard",
 };
 static unsigned char *region[NREGION];
 static size_t region_len[NREGION];
@@ -243,7 +246,10 @@ static size_t region_len[NREGION];
  * guard page, nor the never-touched reserve); the private file mapping
  * has the file's in its first page and its own in the second. */
 static unsigned char pattern(int r, size_t i) { return (unsigned char)(r * 37 + i * 7 + (i >> 12)); }
-static int has_data(int r, size_t page) { return r != R_NORESERVE && !(r == R_GUARD && page == 1); }
+static int has_data(int r, size_t page)
+{
+	return r != R_NORESERVE && r != R_EMPTYGUARD && !(r == R_GUARD && page == 1);
+}
 static unsigned char expected(int r, size_t off)
 {
 	return r == R_PRIVFILE && off < pagesz ? pattern(R_SHARED, off) : pattern(r, off);
@@ -652,6 +658,17 @@ static int set_noreserve(void)
 		return errno;
 	region[R_NORESERVE] = p;
 	return 0;
+}
+static int set_emptyguard(void)
+{
+	region_len[R_EMPTYGUARD] = pagesz;
+	region[R_EMPTYGUARD] = anon(pagesz, PROT_READ | PROT_WRITE, 0);
+	if (region[R_EMPTYGUARD] == NOWHERE)
+		return errno;
+	region[R_EMPTYGUARD][0] = 1; /* an anon_vma: the charge outlives PROT_NONE */
+	if (madvise(region[R_EMPTYGUARD], pagesz, MADV_DONTNEED) != 0)
+		return errno;
+	return mprotect(region[R_EMPTYGUARD], pagesz, PROT_NONE) == 0 ? 0 : errno;
 }
 static int set_anonname(void)
 {
@@ -1160,6 +1177,7 @@ static struct item items[] = {
 	{"mlockres", set_none, get_mlockres, 0, 0, {0}},
 	{"onfault", set_onfault, get_region, 0, 0, {0}},
 	{"noreserve", set_noreserve, get_region, 0, 0, {0}},
+	{"emptyguard", set_emptyguard, get_region, 0, 0, {0}},
 	{"anonname", set_anonname, get_region, 0, 0, {0}},
 	{"guardmap", set_guard, get_region, 0, 0, {0}},
 	{"guard", set_none, get_guard, 0, 0, {0}},
