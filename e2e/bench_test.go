@@ -329,35 +329,56 @@ func BenchmarkThreads(b *testing.B) {
 				b.Fatalf("%s has %d threads, want %s", bc.victim, n, bc.name)
 			}
 			waitInSyscall(b, p, sysRead)
-			img := filepath.Join(b.TempDir(), "img.bin")
-			pid := strconv.Itoa(p.pid())
-			var freezeNs, thawNs time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				t0 := time.Now()
-				r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
-				freezeNs += time.Since(t0)
-				if r.code != 0 {
-					b.Fatalf("freeze failed:\n%s", r)
-				}
-				t0 = time.Now()
-				th := thaw(b, img, false)
-				th.ask(bc.ask, bc.answer)
-				thawNs += time.Since(t0)
-				b.StopTimer()
-				th.kill()
-				b.StartTimer()
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(freezeNs.Microseconds())/1000/float64(b.N), "freeze-ms")
-			b.ReportMetric(float64(thawNs.Microseconds())/1000/float64(b.N), "thaw-ms")
+			cycles(b, p, filepath.Join(b.TempDir(), "img.bin"), false, nil, func(th *proc) { th.ask(bc.ask, bc.answer) })
 		})
 	}
+}
+
+// cycles freezes p (--leave-running) to img and thaws the image (with
+// opts) to its first answer, b.N times, and reports the mean freeze and
+// thaw times and the image's size. With replace the original is killed
+// before each thaw and the thawed copy is the next one frozen (a program
+// holding a port, files...); otherwise each thawed copy is killed.
+func cycles(b *testing.B, p *proc, img string, replace bool, opts []procOpt, answer func(*proc)) {
+	pid := strconv.Itoa(p.pid())
+	var freezeNs, thawNs time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
+		freezeNs += time.Since(t0)
+		if r.code != 0 {
+			b.Fatalf("freeze failed:\n%s", r)
+		}
+		b.StopTimer()
+		if replace {
+			p.kill()
+		}
+		b.StartTimer()
+		t0 = time.Now()
+		th := thaw(b, img, false, opts...)
+		answer(th)
+		thawNs += time.Since(t0)
+		b.StopTimer()
+		if replace {
+			p, pid = th, strconv.Itoa(th.pid())
+		} else {
+			th.kill()
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	if replace {
+		p.kill()
+	}
+	b.ReportMetric(float64(freezeNs.Microseconds())/1000/float64(b.N), "freeze-ms")
+	b.ReportMetric(float64(thawNs.Microseconds())/1000/float64(b.N), "thaw-ms")
+	b.ReportMetric(float64(fileSize(b, img))/(1<<20), "MiB/image")
 }
 
 func countTasks(tb testing.TB, pid int) int {
@@ -380,7 +401,6 @@ func BenchmarkPrograms(b *testing.B) {
 		// ready waits for the started program; answer for the thawed
 		// one's first answer.
 		ready, answer func(b *testing.B, p *proc)
-		thawOpts      func(b *testing.B) []procOpt
 	}
 	var port string
 	programs := []realProgram{
@@ -442,38 +462,7 @@ func BenchmarkPrograms(b *testing.B) {
 			dir := b.TempDir()
 			p := pg.start(b, dir)
 			pg.ready(b, p)
-			img := filepath.Join(dir, "img.bin")
-			pid := strconv.Itoa(p.pid())
-			var freezeNs, thawNs time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				if err := os.Remove(img); err != nil && !os.IsNotExist(err) {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				t0 := time.Now()
-				r := runTool(b, freezeBin, "--leave-running", "-o", img, pid)
-				freezeNs += time.Since(t0)
-				if r.code != 0 {
-					b.Fatalf("freeze failed:\n%s", r)
-				}
-				b.StopTimer()
-				// The thawed copy takes the original's port, files...
-				p.kill()
-				b.StartTimer()
-				t0 = time.Now()
-				th := thaw(b, img, false, inDir(dir))
-				pg.answer(b, th)
-				thawNs += time.Since(t0)
-				p = th
-				pid = strconv.Itoa(p.pid())
-			}
-			b.StopTimer()
-			p.kill()
-			b.ReportMetric(float64(freezeNs.Microseconds())/1000/float64(b.N), "freeze-ms")
-			b.ReportMetric(float64(thawNs.Microseconds())/1000/float64(b.N), "thaw-ms")
-			b.ReportMetric(float64(fileSize(b, img))/(1<<20), "MiB/image")
+			cycles(b, p, filepath.Join(dir, "img.bin"), true, []procOpt{inDir(dir)}, func(th *proc) { pg.answer(b, th) })
 		})
 	}
 }
