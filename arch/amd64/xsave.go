@@ -11,13 +11,13 @@ import (
 // PTRACE_GETREGSET returns and PTRACE_SETREGSET takes (Intel SDM vol. 1
 // ch. 13.4; arch/x86/include/asm/fpu/types.h):
 //
-//	   0  legacy region (FXSAVE): x87, MXCSR, XMM0-15        components 0, 1
-//	 464  software-reserved bytes: word 0 is XCR0 (USER_XSTATE_XCR0_WORD)
-//	 512  XSAVE header: XSTATE_BV, XCOMP_BV (0 here), 48 reserved bytes
-//	 576  extended components 2.. at the offsets CPUID leaf 0xD gives
-//	      (sub-leaf i: EAX size, EBX offset); a CPU that lacks one has no
-//	      room for it, and the total size differs from CPU to CPU
-//	      (Haswell 832 bytes, Zen 3 2440, Sapphire Rapids 11008).
+//	  0  legacy region (FXSAVE): x87, MXCSR, XMM0-15        components 0, 1
+//	464  software-reserved bytes: word 0 is XCR0 (USER_XSTATE_XCR0_WORD)
+//	512  XSAVE header: XSTATE_BV, XCOMP_BV (0 here), 48 reserved bytes
+//	576  extended components 2.. at the offsets CPUID leaf 0xD gives
+//	     (sub-leaf i: EAX size, EBX offset); a CPU that lacks one has no
+//	     room for it, and the total size differs from CPU to CPU
+//	     (Haswell 832 bytes, Zen 3 2440, Sapphire Rapids 11008).
 const (
 	XSaveLegacySize = 512
 	XSaveXCR0Offset = 464
