@@ -147,7 +147,14 @@ func TestThawOnAnotherMachine(t *testing.T) {
 	rewriteImage(t, img, xsave, func(p *image.Process) {
 		p.Threads[0].FPU = append(p.Threads[0].FPU, make([]byte, 64)...)
 	}, nil)
-	requireToolError(t, runTool(t, xsave), 1, []string{"thaw: "}, "FPU", "bytes")
+	requireToolError(t, runTool(t, xsave), 1, []string{"thaw: "}, "xsave area", "bytes")
+	// An image without a recorded layout needs an area of this size.
+	xsaveOld := filepath.Join(dir, "xsave-old.bin")
+	rewriteImage(t, img, xsaveOld, func(p *image.Process) {
+		p.XSave = nil
+		p.Threads[0].FPU = append(p.Threads[0].FPU, make([]byte, 64)...)
+	}, nil)
+	requireToolError(t, runTool(t, xsaveOld), 1, []string{"thaw: "}, "FPU", "bytes")
 
 	// The untouched image still thaws.
 	ok := thaw(t, img, false)
@@ -169,8 +176,9 @@ func TestUnsupportedMapping(t *testing.T) {
 	p.ask("ping", "pong")
 }
 
-// TestThawXCR0: an image whose XCR0 names a state component this CPU
-// lacks (bit 62, never defined) is refused before anything changes.
+// TestThawXCR0: an image without a recorded XSAVE layout whose XCR0
+// names a state component this CPU lacks (bit 62, never defined) is
+// refused before anything changes.
 func TestThawXCR0(t *testing.T) {
 	requireAMD64(t)
 	setup(t)
@@ -179,10 +187,11 @@ func TestThawXCR0(t *testing.T) {
 	bad := filepath.Join(filepath.Dir(img), "xcr0.bin")
 	rewriteImage(t, img, bad, func(p *image.Process) {
 		xcr0 = p.XSaveMask
+		p.XSave = nil
 		p.XSaveMask |= 1 << 62
 	}, nil)
 	if xcr0&0x3 != 0x3 {
 		t.Errorf("recorded XCR0 %#x lacks x87 and SSE: not read from the right place", xcr0)
 	}
-	requireToolError(t, runTool(t, bad), 1, []string{"thaw: "}, "XSAVE", "0x4000000000000000")
+	requireToolError(t, runTool(t, bad), 1, []string{"thaw: "}, "XSAVE", "component-62")
 }

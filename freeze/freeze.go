@@ -325,9 +325,6 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 	if p.Auxv, err = os.ReadFile(fmt.Sprintf("/proc/%d/auxv", pid)); err != nil {
 		return nil, fmt.Errorf("read auxv of pid %d: %w", pid, err)
 	}
-	if p.CPUFeatures, err = proc.CPUFlags(); err != nil {
-		return nil, fmt.Errorf("read CPU features: %w", err)
-	}
 	status, err := proc.Status(pid)
 	if err != nil {
 		return nil, err
@@ -336,6 +333,9 @@ func (f *freezer) collect(ctx context.Context) (*image.Process, error) {
 		return nil, err
 	}
 	if p.VDSO, err = readVDSO(pid, p.VMAs); err != nil {
+		return nil, err
+	}
+	if err := f.recordCPU(p); err != nil {
 		return nil, err
 	}
 	if err := f.tr.Do(func() error { return f.collectThreads(ctx, p, maps, status) }); err != nil {
@@ -392,7 +392,7 @@ func (f *freezer) collectThreads(ctx context.Context, p *image.Process, maps []p
 		p.Threads = append(p.Threads, th)
 	}
 	if f.host.Image == image.ArchAMD64 {
-		p.XSaveMask = xcr0(p.Threads[0].FPU)
+		return f.recordXSave(p)
 	}
 	// A timer signalling one thread (SIGEV_THREAD_ID) is made again
 	// for that thread; the kernel keeps the target of one whose thread
@@ -473,16 +473,6 @@ func pendingSignals(tids []int) ([]image.Siginfo, error) {
 		out = append(out, image.Siginfo{Shared: true, Raw: raw})
 	}
 	return out, nil
-}
-
-// xcr0 is the XCR0 feature mask the kernel reports in the software-
-// reserved bytes of an NT_X86_XSTATE area (USER_XSTATE_XCR0_WORD,
-// arch/x86/include/asm/user.h), 0 if the area is too short.
-func xcr0(xsave []byte) uint64 {
-	if len(xsave) < 472 {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(xsave[464:])
 }
 
 // explain names the likely cause of a failure in the middle of a freeze:

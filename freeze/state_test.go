@@ -1,7 +1,6 @@
 package freeze
 
 import (
-	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
@@ -153,40 +152,6 @@ func TestCPUsWords(t *testing.T) {
 			}
 			if got := cpusWords(&s); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %#x, want %#x", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestXCR0(t *testing.T) {
-	// xsave is an NT_X86_XSTATE area of n bytes, all 0xa5 but the XCR0
-	// word at 464 (the first of the fxsave area's sw_reserved words).
-	xsave := func(n int, mask uint64) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = 0xa5
-		}
-		if n >= 472 {
-			binary.LittleEndian.PutUint64(b[464:], mask)
-		}
-		return b
-	}
-	for _, tc := range []struct {
-		name string
-		area []byte
-		want uint64
-	}{
-		{"none", nil, 0},
-		{"the legacy area only", xsave(464, 0), 0},
-		{"one byte short", xsave(471, 0), 0},
-		{"just long enough", xsave(472, 0x7), 0x7},
-		{"x87, SSE, AVX", xsave(832, 0x7), 0x7},
-		{"AVX-512 and PKRU", xsave(2696, 0x2e7), 0x2e7},
-		{"AMX", xsave(11008, 0x602e7), 0x602e7},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := xcr0(tc.area); got != tc.want {
-				t.Errorf("xcr0 = %#x, want %#x", got, tc.want)
 			}
 		})
 	}

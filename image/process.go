@@ -342,6 +342,21 @@ type Siginfo struct {
 	Raw    [128]byte `json:"raw"`    // kernel siginfo_t
 }
 
+// XSaveLayout is a CPU's standard-format XSAVE layout (CPUID leaf 0xD):
+// the area's size, XCR0, and where each extended component is.
+type XSaveLayout struct {
+	Size       int              `json:"size"`
+	XCR0       uint64           `json:"xcr0"`
+	Components []XSaveComponent `json:"components"`
+}
+
+// XSaveComponent is one extended state component of an XSAVE area.
+type XSaveComponent struct {
+	Feature int `json:"feature"` // its bit in XCR0 and XSTATE_BV
+	Offset  int `json:"offset"`
+	Size    int `json:"size"`
+}
+
 // Process is everything an image records except the page and blob
 // contents: per-process state in the PROCESS record, and its threads,
 // each in a THREAD record of its own that follows it.
@@ -360,12 +375,22 @@ type Process struct {
 	Cwd   string   `json:"cwd"`
 	Creds Creds    `json:"creds"`
 	// CPUFeatures are the features the process may rely on; thaw refuses
-	// to run on a CPU that lacks one of them.
+	// to run on a CPU that lacks one of them (package cpu says which).
 	CPUFeatures []string `json:"cpu_features"`
+	// CPUFeaturesOff are the freezing CPU's features its start-up
+	// environment switched off, each "name (switches)": informative.
+	CPUFeaturesOff []string `json:"cpu_features_off,omitempty"`
 	// XSaveMask is the XCR0 feature mask (amd64) the state was saved under.
 	XSaveMask uint64 `json:"xsave_mask"`
-	MM        MM     `json:"mm"`
-	Auxv      []byte `json:"auxv"`
+	// XSave (amd64) is the layout of the threads' XSAVE areas, the
+	// freezing CPU's; nil in images made before layouts were recorded,
+	// which thaw only on a CPU whose area has the same size.
+	XSave *XSaveLayout `json:"xsave_layout,omitempty"`
+	// XSaveInUse (amd64) are the XSAVE components some thread held in a
+	// state other than the initial one (bit i: component i).
+	XSaveInUse uint64 `json:"xsave_in_use"`
+	MM         MM     `json:"mm"`
+	Auxv       []byte `json:"auxv"`
 	// VDSO is the freezing kernel's vdso, compared with the thawing
 	// kernel's before anything changes.
 	VDSO       []byte       `json:"vdso"`

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/arch/amd64"
+	"github.com/cryo-project/cryo/cpu"
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
 	"github.com/cryo-project/cryo/inject"
@@ -429,23 +431,61 @@ func (h *helper) leaveStubFile() error {
 	return err
 }
 
-// checkFPU refuses an xsave layout that this CPU/kernel would not take.
+// checkFPU makes the threads' FPU/vector state fit this CPU: on amd64
+// each XSAVE area is converted from the freezing CPU's layout to this
+// one's (arch/amd64.ConvertXSave); a component in use that this CPU or
+// kernel lacks refuses the thaw, or is dropped with a warning when the
+// CPU check is overridden. Images without a recorded layout, and arm64,
+// need an area of the same size.
 func (h *helper) checkFPU(th *image.Thread) error {
 	cur, err := ptrace.GetRegset(h.pid, h.host.FPUNT, h.host.FPUMax)
 	if err != nil {
 		return err
 	}
+	if h.host.Image == image.ArchAMD64 && h.p.XSave != nil {
+		return h.convertXSave(cur)
+	}
 	if len(cur) != len(th.FPU) {
 		return fmt.Errorf("the frozen FPU/vector state is %d bytes, this CPU's is %d: thaw it on a CPU of the same kind", len(th.FPU), len(cur))
 	}
-	if h.host.Image == image.ArchAMD64 && len(cur) >= 472 {
-		// XCR0 (USER_XSTATE_XCR0_WORD of the xsave area's software-
-		// reserved bytes): every state component the process had
-		// enabled must be enabled here too.
-		here := binary.LittleEndian.Uint64(cur[464:])
-		if missing := h.p.XSaveMask &^ here; missing != 0 {
-			return fmt.Errorf("this CPU or kernel lacks XSAVE state components %#x the process used (XCR0 %#x there, %#x here)", missing, h.p.XSaveMask, here)
+	if h.host.Image == image.ArchAMD64 {
+		if missing := h.p.XSaveMask &^ amd64.AreaXCR0(cur); missing != 0 {
+			return fmt.Errorf("this CPU or kernel lacks XSAVE state components %s the process used (XCR0 %#x there, %#x here)",
+				amd64.XFeatureNames(missing), h.p.XSaveMask, amd64.AreaXCR0(cur))
 		}
+	}
+	return nil
+}
+
+// convertXSave rebuilds every thread's XSAVE area for this CPU; cur is
+// the stub's own area, as this kernel gives it.
+func (h *helper) convertXSave(cur []byte) error {
+	here, err := cpu.HostXSave()
+	if err != nil {
+		return err
+	}
+	if here == nil || here.Size != len(cur) || here.XCR0 != amd64.AreaXCR0(cur) {
+		return fmt.Errorf("this CPU's XSAVE layout (CPUID leaf 0xD: %+v) does not match the kernel's %d-byte area with XCR0 %#x", here, len(cur), amd64.AreaXCR0(cur))
+	}
+	from := &amd64.XSaveLayout{Size: h.p.XSave.Size, XCR0: h.p.XSave.XCR0}
+	for _, c := range h.p.XSave.Components {
+		from.Components = append(from.Components, amd64.XComponent{Feature: c.Feature, Offset: c.Offset, Size: c.Size})
+	}
+	ignore := os.Getenv(envNoCPU) == "1"
+	var dropped uint64
+	for i := range h.p.Threads {
+		th := &h.p.Threads[i]
+		out, d, err := amd64.ConvertXSave(th.FPU, from, here, cur, ignore)
+		if err != nil {
+			return fmt.Errorf("thread %d: %w (%s=1 or thaw --ignore-cpu drops it)", th.Tid, err, envNoCPU)
+		}
+		th.FPU, dropped = out, dropped|d
+	}
+	if dropped != 0 {
+		fmt.Fprintf(os.Stderr, "thaw: warning: this CPU lacks xsave state the process held, dropped: %s\n", amd64.XFeatureNames(dropped))
+	}
+	if from.Size != here.Size {
+		h.logf("xsave areas converted from %d bytes (XCR0 %#x) to %d (XCR0 %#x)", from.Size, from.XCR0, here.Size, here.XCR0)
 	}
 	return nil
 }

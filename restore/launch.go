@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/arch"
+	"github.com/cryo-project/cryo/cpu"
 	"github.com/cryo-project/cryo/files"
 	"github.com/cryo-project/cryo/image"
-	"github.com/cryo-project/cryo/proc"
 )
 
 func init() {
@@ -269,6 +269,9 @@ func launch(r *image.Reader, path string, opts Options, imgFiles []*os.File, env
 	cmd.Args = []string{"cryo-thaw-spawn"}
 	cmd.Env = append(os.Environ(), envRole+"=spawn", envPid+"="+strconv.Itoa(os.Getpid()),
 		envStub+"="+strconv.FormatUint(stub, 16), envChan+"="+strconv.Itoa(chans[0]))
+	if opts.IgnoreCPU {
+		cmd.Env = append(cmd.Env, envNoCPU+"=1") // the helper drops xsave state this CPU lacks
+	}
 	if opts.Files.AllowChanged {
 		cmd.Env = append(cmd.Env, files.EnvAllowChanged+"=1")
 	}
@@ -335,40 +338,20 @@ func checkThreads(p *image.Process) error {
 	return nil
 }
 
-// cpuRelevant tells whether a /proc/cpuinfo flag names an instruction set
-// extension that compiled code or a libc's ifunc may select at startup.
-func cpuRelevant(a image.Arch, flag string) bool {
-	if a == image.ArchARM64 {
-		return true // every arm64 "Features" entry is an ISA feature
-	}
-	for _, p := range []string{"sse", "ssse3", "avx", "fma", "f16c", "bmi", "adx", "aes", "vaes",
-		"pclmulqdq", "vpclmulqdq", "sha", "popcnt", "abm", "movbe", "erms", "fsrm", "rdrand",
-		"rdseed", "amx", "gfni", "xsave", "cx16", "lahf_lm", "clflushopt", "clwb", "rdpid",
-		"movdir", "serialize", "mmx", "cmov", "cx8", "fxsr", "lzcnt", "pku", "ospke", "vpopcnt", "avx512"} {
-		if strings.HasPrefix(flag, p) {
-			return true
-		}
-	}
-	return false
-}
-
+// checkCPU refuses a CPU that lacks features the process may rely on,
+// naming them and the switches that would have left them out.
 func checkCPU(p *image.Process) error {
-	host, err := proc.CPUFlags()
+	host, err := cpu.HostFeatures()
 	if err != nil {
 		return fmt.Errorf("read this CPU's features: %w", err)
 	}
-	have := map[string]bool{}
-	for _, f := range host {
-		have[f] = true
-	}
-	var missing []string
-	for _, f := range p.CPUFeatures {
-		if !have[f] && cpuRelevant(p.Arch, f) {
-			missing = append(missing, f)
+	if missing := cpu.Missing(p.CPUFeatures, host); len(missing) > 0 {
+		a := "amd64"
+		if p.Arch == image.ArchARM64 {
+			a = "arm64"
 		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("this CPU lacks features the frozen process may use: %s (set %s=1 to thaw anyway)", strings.Join(missing, " "), envNoCPU)
+		return fmt.Errorf("this CPU lacks features the frozen process may use: %s (thaw --ignore-cpu or %s=1 thaws anyway; to freeze a process that can move here, %s)",
+			strings.Join(missing, " "), envNoCPU, cpu.Advice(a, missing))
 	}
 	return nil
 }

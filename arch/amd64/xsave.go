@@ -83,7 +83,7 @@ func XStateBV(area []byte) uint64 {
 // AreaXCR0 is the XCR0 word the kernel writes in the software-reserved
 // bytes of an NT_X86_XSTATE area, 0 if the area is too short.
 func AreaXCR0(area []byte) uint64 {
-	if len(area) < XSaveLegacySize {
+	if len(area) < XSaveXCR0Offset+8 {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(area[XSaveXCR0Offset:])

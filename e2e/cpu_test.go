@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cryo-project/cryo/arch/amd64"
+	"github.com/cryo-project/cryo/image"
+)
+
+func toAMD64Layout(l *image.XSaveLayout) *amd64.XSaveLayout {
+	out := &amd64.XSaveLayout{Size: l.Size, XCR0: l.XCR0}
+	for _, c := range l.Components {
+		out.Components = append(out.Components, amd64.XComponent{Feature: c.Feature, Offset: c.Offset, Size: c.Size})
+	}
+	return out
+}
+
+func toImageLayout(l *amd64.XSaveLayout) *image.XSaveLayout {
+	out := &image.XSaveLayout{Size: l.Size, XCR0: l.XCR0}
+	for _, c := range l.Components {
+		out.Components = append(out.Components, image.XSaveComponent{Feature: c.Feature, Offset: c.Offset, Size: c.Size})
+	}
+	return out
+}
+
+// frozenRegs freezes the regs victim (at most AVX: mode 1) in its
+// blocking read and returns the image.
+func frozenRegs(t *testing.T) string {
+	t.Helper()
+	p := startProc(t, "regs", buildVictim(t, "regs"), []string{"1"})
+	mode := p.expect("ready mode=")
+	if !strings.HasPrefix(mode, "ready mode=1") {
+		t.Skipf("the CPU has no AVX: %s", mode)
+	}
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(t.TempDir(), "regs.bin")
+	freezeKill(t, p, img)
+	return img
+}
+
+// finishRegs lets a thawed regs victim compare its registers.
+func finishRegs(t *testing.T, th *proc) {
+	t.Helper()
+	waitInSyscall(t, th, sysRead)
+	if _, err := th.stdin.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if line, ok := th.out.nextLine(lineTimeout); !ok || line != "regs ok" {
+		t.Fatalf("thawed regs: %q, want \"regs ok\"\n%s", line, th.diag())
+	}
+}
+
+// TestThawXSaveFromHaswell: an image made as if on a Haswell CPU (832-
+// byte XSAVE areas: x87, SSE, AVX) thaws here, its areas converted to
+// this CPU's layout, with every XMM and YMM register as it was.
+func TestThawXSaveFromHaswell(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	img := frozenRegs(t)
+	haswell := &amd64.XSaveLayout{Size: 832, XCR0: 0x7, Components: []amd64.XComponent{{Feature: 2, Offset: 576, Size: 256}}}
+	here := make([]byte, 832)
+	binary.LittleEndian.PutUint64(here[amd64.XSaveXCR0Offset:], haswell.XCR0)
+	old := filepath.Join(filepath.Dir(img), "haswell.bin")
+	var from int
+	rewriteImage(t, img, old, func(p *image.Process) {
+		if p.XSave == nil {
+			t.Fatal("the image records no XSAVE layout")
+		}
+		if p.XSaveInUse&(1<<2) == 0 {
+			t.Errorf("the image records AVX state in use %#x, want bit 2 (the victim holds YMM values)", p.XSaveInUse)
+		}
+		from = p.XSave.Size
+		hostL := toAMD64Layout(p.XSave)
+		for i := range p.Threads {
+			// Drop what Haswell lacks (AVX-512 state the C library may hold).
+			out, _, err := amd64.ConvertXSave(p.Threads[i].FPU, hostL, haswell, here, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Threads[i].FPU = out
+		}
+		p.XSave, p.XSaveMask, p.XSaveInUse = toImageLayout(haswell), haswell.XCR0, p.XSaveInUse&haswell.XCR0
+	}, nil)
+	t.Logf("areas of %d bytes rewritten as Haswell's 832", from)
+	th := thaw(t, old, true)
+	finishRegs(t, th)
+}
+
+// TestThawXSaveLacking: an image whose threads hold state in a component
+// this CPU lacks is refused, naming it; --ignore-cpu thaws it without
+// that state, with a warning, and the registers this CPU has are intact.
+func TestThawXSaveLacking(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	img := frozenRegs(t)
+	bad := filepath.Join(filepath.Dir(img), "apx.bin")
+	var name string
+	rewriteImage(t, img, bad, func(p *image.Process) {
+		l := p.XSave
+		feature := -1
+		for _, f := range []int{19, 5, 17} { // APX, AVX-512 opmask, AMX tile config
+			if l.XCR0&(1<<f) == 0 {
+				feature = f
+				break
+			}
+		}
+		if feature < 0 {
+			t.Skip("this CPU has APX, AVX-512 and AMX")
+		}
+		name = amd64.XFeatureName(feature)
+		// The lacking component goes after the others, as a CPU with it
+		// would place it.
+		off := l.Size
+		l.Components = append(l.Components, image.XSaveComponent{Feature: feature, Offset: off, Size: 64})
+		l.Size += 64
+		l.XCR0 |= 1 << feature
+		p.XSaveMask = l.XCR0
+		for i := range p.Threads {
+			fpu := append(p.Threads[i].FPU, make([]byte, 64)...)
+			for j := off; j < off+64; j++ {
+				fpu[j] = byte(j)
+			}
+			binary.LittleEndian.PutUint64(fpu[512:], amd64.XStateBV(fpu)|1<<feature)
+			binary.LittleEndian.PutUint64(fpu[amd64.XSaveXCR0Offset:], l.XCR0)
+			p.Threads[i].FPU = fpu
+		}
+	}, nil)
+	requireToolError(t, runTool(t, thawBin, bad), 1, []string{"thaw: "}, "lacks xsave state", name)
+	requireToolError(t, runTool(t, bad), 1, []string{"thaw: "}, "lacks xsave state", name)
+
+	th := startProc(t, "thaw --ignore-cpu", thawBin, []string{"--ignore-cpu", bad})
+	finishRegs(t, th)
+	if !strings.Contains(th.errs.text(), "dropped: "+name) {
+		t.Errorf("thaw --ignore-cpu: stderr %q, want a warning naming %s", th.errs.text(), name)
+	}
+}

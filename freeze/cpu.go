@@ -1,0 +1,90 @@
+package freeze
+
+import (
+	"bytes"
+	"debug/buildinfo"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cryo-project/cryo/arch/amd64"
+	"github.com/cryo-project/cryo/cpu"
+	"github.com/cryo-project/cryo/image"
+)
+
+// recordCPU records the CPU features the process may rely on: this CPU's,
+// less what its start-up environment switched off (package cpu).
+func (f *freezer) recordCPU(p *image.Process) error {
+	host, err := cpu.HostFeatures()
+	if err != nil {
+		return fmt.Errorf("read CPU features: %w", err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", f.pid))
+	if err != nil {
+		return fmt.Errorf("read the environment of pid %d: %w", f.pid, err)
+	}
+	var environ []string
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if len(kv) > 0 {
+			environ = append(environ, string(kv))
+		}
+	}
+	rt := runtimesOf(f.pid, p.VMAs)
+	rec, err := cpu.Relied(archName(p.Arch), host, environ, rt)
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", f.pid, err)
+	}
+	p.CPUFeatures, p.CPUFeaturesOff = rec.Features, rec.Off
+	f.logf("CPU: %d features recorded, %d switched off (glibc %v, Go %v)", len(rec.Features), len(rec.Off), rt.Glibc, rt.Go)
+	return nil
+}
+
+func archName(a image.Arch) string {
+	if a == image.ArchARM64 {
+		return "arm64"
+	}
+	return "amd64"
+}
+
+// runtimesOf finds the runtimes that chose CPU features in the process:
+// glibc if libc.so.6 is mapped, Go if the program has Go build info.
+func runtimesOf(pid int, vmas []image.VMA) cpu.Runtimes {
+	var rt cpu.Runtimes
+	for _, v := range vmas {
+		if b := filepath.Base(v.Path); strings.HasPrefix(b, "libc.so.") || strings.HasPrefix(b, "libc-2.") {
+			rt.Glibc = true
+			break
+		}
+	}
+	if _, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		rt.Go = true
+	}
+	return rt
+}
+
+// recordXSave (amd64) records the layout the threads' XSAVE areas are
+// in, this CPU's, and the components they hold in use. A layout CPUID
+// describes differently from the kernel's areas is not recorded: the
+// image then thaws only where the area has the same size.
+func (f *freezer) recordXSave(p *image.Process) error {
+	p.XSaveMask = amd64.AreaXCR0(p.Threads[0].FPU)
+	l, err := cpu.HostXSave()
+	if err != nil || l == nil {
+		return err
+	}
+	for _, th := range p.Threads {
+		if len(th.FPU) != l.Size || amd64.AreaXCR0(th.FPU) != l.XCR0 {
+			f.logf("xsave: thread %d's area is %d bytes with XCR0 %#x, CPUID says %d and %#x: layout not recorded",
+				th.Tid, len(th.FPU), amd64.AreaXCR0(th.FPU), l.Size, l.XCR0)
+			return nil
+		}
+		p.XSaveInUse |= amd64.XSaveInUse(th.FPU, l)
+	}
+	p.XSave = &image.XSaveLayout{Size: l.Size, XCR0: l.XCR0}
+	for _, c := range l.Components {
+		p.XSave.Components = append(p.XSave.Components, image.XSaveComponent{Feature: c.Feature, Offset: c.Offset, Size: c.Size})
+	}
+	f.logf("xsave: %d bytes, XCR0 %#x, in use: %s", l.Size, l.XCR0, amd64.XFeatureNames(p.XSaveInUse|amd64.XStateBV(p.Threads[0].FPU)&3))
+	return nil
+}
