@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"encoding/binary"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cryo-project/cryo/arch/amd64"
+	"github.com/cryo-project/cryo/cpu"
 	"github.com/cryo-project/cryo/image"
 )
 
@@ -136,4 +139,127 @@ func TestThawXSaveLacking(t *testing.T) {
 	if !strings.Contains(th.errs.text(), "dropped: "+name) {
 		t.Errorf("thaw --ignore-cpu: stderr %q, want a warning naming %s", th.errs.text(), name)
 	}
+}
+
+// imageMeta reads the metadata of the image in the executable path.
+func imageMeta(t *testing.T, path string) *image.Process {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sec, err := image.OpenEmbedded(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := image.NewReader(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCPUFeaturesRecorded: what freeze records of the CPU follows the
+// switches of the process's start-up environment and the runtimes in
+// it: glibc's tunable leaves features out of a C program's record but
+// not a Go program's, whose runtime GODEBUG switches; CRYO_CPU covers
+// what no runtime dispatches on. Each case runs only if this CPU has
+// the features it is about.
+func TestCPUFeaturesRecorded(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	host, err := cpu.HostFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[string]bool{}
+	for _, f := range host {
+		has[f] = true
+	}
+	for _, tc := range []struct {
+		name      string
+		victim    string
+		env       []string
+		left, kep []string // left out, kept
+	}{
+		{"C, no switch", "counter", nil, nil, []string{"avx2", "bmi2", "aes", "sse4_2"}},
+		{"C, glibc tunable", "counter", []string{"GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-BMI2"},
+			[]string{"avx2", "bmi2"}, []string{"avx", "aes", "sse4_2"}},
+		{"C, CRYO_CPU level alone", "counter", []string{"CRYO_CPU=x86-64-v2"},
+			[]string{"aes", "sha_ni", "rdrand"}, []string{"avx2", "sse4_2", "movbe"}},
+		{"Go, glibc tunable", "gocounter", []string{"GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2"}, nil, []string{"avx2"}},
+		{"Go, GODEBUG", "gocounter", []string{"GODEBUG=cpu.avx2=off,cpu.aes=off"}, []string{"avx2", "aes"}, []string{"avx", "sse4_2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, f := range append(append([]string(nil), tc.left...), tc.kep...) {
+				if !has[f] {
+					t.Skipf("this CPU has no %s", f)
+				}
+			}
+			var bin string
+			if tc.victim == "gocounter" {
+				bin = buildGoVictim(t, tc.victim)
+			} else {
+				bin = buildVictim(t, tc.victim)
+			}
+			p := startProc(t, tc.victim, bin, nil, withEnv(tc.env...))
+			if tc.victim == "gocounter" {
+				p.expect("ready")
+			} else {
+				p.expect("0")
+			}
+			img := filepath.Join(t.TempDir(), "img.bin")
+			freezeKill(t, p, img)
+			meta := imageMeta(t, img)
+			rec := map[string]bool{}
+			for _, f := range meta.CPUFeatures {
+				rec[f] = true
+				if !has[f] {
+					t.Errorf("recorded %s, which this CPU lacks", f)
+				}
+			}
+			for _, f := range tc.left {
+				if rec[f] {
+					t.Errorf("%s recorded, want it left out", f)
+				}
+			}
+			for _, f := range tc.kep {
+				if !rec[f] {
+					t.Errorf("%s left out, want it recorded", f)
+				}
+			}
+			if len(meta.CPUFeatures)+len(meta.CPUFeaturesOff) != len(host) {
+				t.Errorf("%d recorded + %d left out, this CPU has %d", len(meta.CPUFeatures), len(meta.CPUFeaturesOff), len(host))
+			}
+			t.Logf("%d recorded, left out: %s", len(meta.CPUFeatures), strings.Join(meta.CPUFeaturesOff, ", "))
+			// It thaws here, as ever.
+			th := thaw(t, img, false)
+			if tc.victim == "counter" {
+				th.expect("")
+			} else {
+				th.ask("inc", "count ")
+			}
+		})
+	}
+}
+
+// TestCPUSwitchTypo: a CRYO_CPU the freeze cannot read refuses the freeze
+// with the variable named; the process goes on.
+func TestCPUSwitchTypo(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	p := startProc(t, "pipe", buildVictim(t, "pipe"), nil, withEnv("CRYO_CPU=x86-64-v9"))
+	p.expect("ready")
+	waitInSyscall(t, p, sysRead)
+	dir := t.TempDir()
+	r := runTool(t, freezeBin, "-o", filepath.Join(dir, "typo.bin"), strconv.Itoa(p.pid()))
+	requireToolError(t, r, 1, []string{"freeze: "}, "CRYO_CPU", "x86-64-v9")
+	requireNoOutput(t, dir)
+	p.requireUndisturbed()
+	p.ask("ping", "got ping")
 }
