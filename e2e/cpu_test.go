@@ -141,8 +141,8 @@ func TestThawXSaveLacking(t *testing.T) {
 	}
 }
 
-// imageMeta reads the metadata of the image in the executable path.
-func imageMeta(t *testing.T, path string) *image.Process {
+// readImageMeta reads the metadata of the image in the executable path.
+func readImageMeta(t *testing.T, path string) *image.Process {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -190,6 +190,10 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 		{"C, no switch", "counter", nil, nil, []string{"avx2", "bmi2", "aes", "sse4_2"}},
 		{"C, glibc tunable", "counter", []string{"GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-BMI2"},
 			[]string{"avx2", "bmi2"}, []string{"avx", "aes", "sse4_2"}},
+		{"static C, glibc tunable", "counter-static", []string{"GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-BMI2"},
+			[]string{"avx2", "bmi2"}, []string{"avx", "aes", "sse4_2"}},
+		{"static C, CRYO_CPU level alone", "counter-static", []string{"CRYO_CPU=x86-64-v2"},
+			[]string{"aes", "sha_ni"}, []string{"avx2", "movbe"}},
 		{"C, CRYO_CPU level alone", "counter", []string{"CRYO_CPU=x86-64-v2"},
 			[]string{"aes", "sha_ni", "rdrand"}, []string{"avx2", "sse4_2", "movbe"}},
 		{"Go, glibc tunable", "gocounter", []string{"GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2"}, nil, []string{"avx2"}},
@@ -202,9 +206,12 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 				}
 			}
 			var bin string
-			if tc.victim == "gocounter" {
+			switch tc.victim {
+			case "gocounter":
 				bin = buildGoVictim(t, tc.victim)
-			} else {
+			case "counter-static": // glibc found by its tunables' names
+				bin = buildVictim(t, "counter", flagsStatic...)
+			default:
 				bin = buildVictim(t, tc.victim)
 			}
 			p := startProc(t, tc.victim, bin, nil, withEnv(tc.env...))
@@ -215,7 +222,7 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 			}
 			img := filepath.Join(t.TempDir(), "img.bin")
 			freezeKill(t, p, img)
-			meta := imageMeta(t, img)
+			meta := readImageMeta(t, img)
 			rec := map[string]bool{}
 			for _, f := range meta.CPUFeatures {
 				rec[f] = true
@@ -239,7 +246,7 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 			t.Logf("%d recorded, left out: %s", len(meta.CPUFeatures), strings.Join(meta.CPUFeaturesOff, ", "))
 			// It thaws here, as ever.
 			th := thaw(t, img, false)
-			if tc.victim == "counter" {
+			if tc.victim != "gocounter" {
 				th.expect("")
 			} else {
 				th.ask("inc", "count ")

@@ -48,19 +48,51 @@ func archName(a image.Arch) string {
 }
 
 // runtimesOf finds the runtimes that chose CPU features in the process:
-// glibc if libc.so.6 is mapped, Go if the program has Go build info.
+// glibc if libc.so.6 is mapped or, in a static program, its tunables'
+// names are in the program; Go if the program has Go build info.
 func runtimesOf(pid int, vmas []image.VMA) cpu.Runtimes {
 	var rt cpu.Runtimes
+	dynamic := false
 	for _, v := range vmas {
-		if b := filepath.Base(v.Path); strings.HasPrefix(b, "libc.so.") || strings.HasPrefix(b, "libc-2.") {
+		b := filepath.Base(v.Path)
+		if strings.HasPrefix(b, "ld-linux") || strings.HasPrefix(b, "ld64.so") {
+			dynamic = true
+		}
+		if strings.HasPrefix(b, "libc.so.") || strings.HasPrefix(b, "libc-2.") {
 			rt.Glibc = true
-			break
 		}
 	}
-	if _, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	if _, err := buildinfo.ReadFile(exe); err == nil {
 		rt.Go = true
+	} else if !rt.Glibc && !dynamic {
+		rt.Glibc = holds(exe, []byte("glibc.cpu.hwcaps"))
 	}
 	return rt
+}
+
+// holds tells whether the file at path contains needle (false if it
+// cannot be read): a static program links glibc's tunables table in.
+func holds(path string, needle []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	keep := 0 // the previous chunk's tail, where a match may begin
+	for {
+		n, err := f.Read(buf[keep:])
+		end := keep + n
+		if bytes.Contains(buf[:end], needle) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		keep = min(len(needle)-1, end)
+		copy(buf, buf[end-keep:end])
+	}
 }
 
 // recordXSave (amd64) records the layout the threads' XSAVE areas are

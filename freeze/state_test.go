@@ -1,6 +1,8 @@
 package freeze
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -154,5 +156,30 @@ func TestCPUsWords(t *testing.T) {
 				t.Errorf("got %#x, want %#x", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHolds: a needle is found wherever it lies, across the reads' chunk
+// boundaries too, and not where it is absent.
+func TestHolds(t *testing.T) {
+	needle := []byte("glibc.cpu.hwcaps")
+	for _, at := range []int{0, 100, 1<<20 - 5, 1 << 20, 3<<20 - len(needle)} {
+		b := make([]byte, 3<<20)
+		copy(b[at:], needle)
+		path := filepath.Join(t.TempDir(), "exe")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if !holds(path, needle) {
+			t.Errorf("needle at %d not found", at)
+		}
+		b[at+3] = 'X'
+		os.WriteFile(path, b, 0o600)
+		if holds(path, needle) {
+			t.Errorf("broken needle at %d found", at)
+		}
+	}
+	if holds("/nonexistent", needle) {
+		t.Error("found in a file that does not exist")
 	}
 }
