@@ -7,7 +7,7 @@
 //	PTRACE_SEIZE + PTRACE_INTERRUPT          target stopped from here ─┐
 //	refuse threads and live children (zombies are recorded)            │
 //	smaps, stat, fds + fdinfo (kcmp for sharing, locks), cwd, auxv,    │
-//	exe, CPU flags, creds, rlimits, /proc settings, vdso bytes         │
+//	exe, CPU features (package cpu), creds, rlimits, /proc, vdso bytes │
 //	GETREGSET (regs, xsave), GETSIGMASK, rseq config                   │
 //	inject: mmap scratch, brk(0), rt_sigaction, personality, prctls,   │
 //	        getitimer, timer_gettime, get_mempolicy, PR_GET_TID_ADDRESS,│

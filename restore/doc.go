@@ -25,8 +25,10 @@
 //  1. mmap the scratch pages after the stub page; copy the stub code into
 //     the last one and move the injection site there; unmap the stub
 //     page, so nothing maps the stub's file (for PR_SET_MM_MAP's exe_fd)
-//  2. checks that need nothing destroyed: FPU state size, vdso/vvar
-//     layout and vdso bytes (carried in the metadata)
+//  2. checks that need nothing destroyed: every thread's XSAVE area
+//     converted to this CPU's layout (arch/amd64.ConvertXSave; refused
+//     if it holds state this CPU lacks), vdso/vvar layout and vdso bytes
+//     (carried in the metadata)
 //  3. zombie children made again (zombies.go): an injected clone3 with
 //     CLONE_PTRACE per zombie, which the helper makes exit with the
 //     recorded status; the SIGCHLDs this queues are consumed
