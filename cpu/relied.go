@@ -16,6 +16,33 @@ type Runtimes struct {
 	Go    bool // a Go program: internal/cpu chose at start-up
 }
 
+// Names lists rt as an image records it: never nil, so that "none" is
+// told from "not recorded".
+func (rt Runtimes) Names() []string {
+	out := []string{}
+	if rt.Glibc {
+		out = append(out, "glibc")
+	}
+	if rt.Go {
+		out = append(out, "go")
+	}
+	return out
+}
+
+// RuntimesNamed is the inverse of Names; nil (an image that did not
+// record them) means both, as the more complete advice.
+func RuntimesNamed(names []string) Runtimes {
+	if names == nil {
+		return Runtimes{Glibc: true, Go: true}
+	}
+	var rt Runtimes
+	for _, n := range names {
+		rt.Glibc = rt.Glibc || n == "glibc"
+		rt.Go = rt.Go || n == "go"
+	}
+	return rt
+}
+
 // Recorded is what freeze records of the CPU for one process.
 type Recorded struct {
 	Features []string // the host features the process may rely on
@@ -195,20 +222,20 @@ func Missing(want, have []string) []string {
 	return out
 }
 
-// Advice says how to start a process so that it does not rely on
-// missing: the switches of glibc and Go that name them, and CRYO_CPU for
-// the rest.
-func Advice(arch string, missing []string) string {
+// Advice says how to start a process with the runtimes rt so that it
+// does not rely on missing: the switches of its runtimes that name them,
+// and CRYO_CPU for the rest.
+func Advice(arch string, missing []string, rt Runtimes) string {
 	if arch != "amd64" {
 		return fmt.Sprintf("start the process with %s=-%s", EnvCPU, strings.Join(missing, ",-"))
 	}
 	var glibc, gonames, cryo []string
 	for _, name := range missing {
 		f, _ := x86Lookup(name)
-		if f.glibc != "" {
+		if f.glibc != "" && rt.Glibc {
 			glibc = append(glibc, "-"+f.glibc)
 		}
-		if f.goName != "" {
+		if f.goName != "" && rt.Go {
 			gonames = append(gonames, "cpu."+f.goName+"=off")
 		}
 		cryo = append(cryo, "-"+name)

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,10 +63,20 @@ func TestReliedBadSwitch(t *testing.T) {
 }
 
 func TestAdvice(t *testing.T) {
-	got := Advice("amd64", []string{"avx512f", "sha_ni", "gfni"})
-	want := "start the process with GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F GODEBUG=cpu.avx512f=off,cpu.sha=off CRYO_CPU=-avx512f,-sha_ni,-gfni"
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
+	missing := []string{"avx512f", "sha_ni", "gfni"}
+	for _, tc := range []struct {
+		rt   Runtimes
+		want string
+	}{
+		{Runtimes{Glibc: true, Go: true}, "start the process with GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F GODEBUG=cpu.avx512f=off,cpu.sha=off CRYO_CPU=-avx512f,-sha_ni,-gfni"},
+		{Runtimes{Glibc: true}, "start the process with GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F CRYO_CPU=-avx512f,-sha_ni,-gfni"},
+		{Runtimes{}, "start the process with CRYO_CPU=-avx512f,-sha_ni,-gfni"},
+		{RuntimesNamed([]string{"go"}), "start the process with GODEBUG=cpu.avx512f=off,cpu.sha=off CRYO_CPU=-avx512f,-sha_ni,-gfni"},
+		{RuntimesNamed(nil), "start the process with GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F GODEBUG=cpu.avx512f=off,cpu.sha=off CRYO_CPU=-avx512f,-sha_ni,-gfni"},
+	} {
+		if got := Advice("amd64", missing, tc.rt); got != tc.want {
+			t.Errorf("%+v:\ngot  %s\nwant %s", tc.rt, got, tc.want)
+		}
 	}
 }
 
@@ -90,5 +101,26 @@ func TestTableNames(t *testing.T) {
 				t.Errorf("GODEBUG cpu.%s=off does not turn off %s", f.goName, f.name)
 			}
 		}
+	}
+}
+
+// TestRuntimesNames: the names an image records come back as the same
+// runtimes, "none" included; an image without them gets both.
+func TestRuntimesNames(t *testing.T) {
+	for _, rt := range []Runtimes{{}, {Glibc: true}, {Go: true}, {Glibc: true, Go: true}} {
+		b, err := json.Marshal(rt.Names())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		if err := json.Unmarshal(b, &names); err != nil {
+			t.Fatal(err)
+		}
+		if got := RuntimesNamed(names); got != rt {
+			t.Errorf("%+v recorded as %s reads back as %+v", rt, b, got)
+		}
+	}
+	if got := RuntimesNamed(nil); got != (Runtimes{Glibc: true, Go: true}) {
+		t.Errorf("not recorded: %+v, want both", got)
 	}
 }

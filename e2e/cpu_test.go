@@ -243,6 +243,13 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 			if len(meta.CPUFeatures)+len(meta.CPUFeaturesOff) != len(host) {
 				t.Errorf("%d recorded + %d left out, this CPU has %d", len(meta.CPUFeatures), len(meta.CPUFeaturesOff), len(host))
 			}
+			wantRT := "glibc" // dynamic: libc.so.6 mapped; static: its tunables' names
+			if tc.victim == "gocounter" {
+				wantRT = "go" // static, no glibc
+			}
+			if got := strings.Join(meta.CPURuntimes, " "); got != wantRT {
+				t.Errorf("runtimes found: %q, want %q", got, wantRT)
+			}
 			t.Logf("%d recorded, left out: %s", len(meta.CPUFeatures), strings.Join(meta.CPUFeaturesOff, ", "))
 			// It thaws here, as ever.
 			th := thaw(t, img, false)

@@ -35,7 +35,7 @@ func (f *freezer) recordCPU(p *image.Process) error {
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", f.pid, err)
 	}
-	p.CPUFeatures, p.CPUFeaturesOff = rec.Features, rec.Off
+	p.CPUFeatures, p.CPUFeaturesOff, p.CPURuntimes = rec.Features, rec.Off, rt.Names()
 	f.logf("CPU: %d features recorded, %d switched off (glibc %v, Go %v)", len(rec.Features), len(rec.Off), rt.Glibc, rt.Go)
 	return nil
 }

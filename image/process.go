@@ -380,6 +380,10 @@ type Process struct {
 	// CPUFeaturesOff are the freezing CPU's features its start-up
 	// environment switched off, each "name (switches)": informative.
 	CPUFeaturesOff []string `json:"cpu_features_off,omitempty"`
+	// CPURuntimes are the runtimes found choosing code by CPU in the
+	// process ("glibc", "go"), whose switches counted; [] for none, absent
+	// in images made before they were recorded.
+	CPURuntimes []string `json:"cpu_runtimes"`
 	// XSaveMask is the XCR0 feature mask (amd64) the state was saved under.
 	XSaveMask uint64 `json:"xsave_mask"`
 	// XSave (amd64) is the layout of the threads' XSAVE areas, the

@@ -351,7 +351,7 @@ func checkCPU(p *image.Process) error {
 			a = "arm64"
 		}
 		return fmt.Errorf("this CPU lacks features the frozen process may use: %s (thaw --ignore-cpu or %s=1 thaws anyway; to freeze a process that can move here, %s)",
-			strings.Join(missing, " "), envNoCPU, cpu.Advice(a, missing))
+			strings.Join(missing, " "), envNoCPU, cpu.Advice(a, missing, cpu.RuntimesNamed(p.CPURuntimes)))
 	}
 	return nil
 }
