@@ -207,6 +207,20 @@ func (s *switches) parseCryo(arch, v string) error {
 	return nil
 }
 
+// Required is the features of an image's record that a thaw checks: on
+// amd64 those of the table (images made before it recorded every
+// /proc/cpuinfo flag, "constant_tsc" and "hypervisor" among them), on
+// arm64 all.
+func Required(arch string, recorded []string) []string {
+	out := []string{}
+	for _, f := range recorded {
+		if _, known := x86Lookup(f); known || arch != "amd64" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // Missing is the features of want that have lacks, in want's order.
 func Missing(want, have []string) []string {
 	h := map[string]bool{}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryo-project/cryo/cpu"
 	"github.com/cryo-project/cryo/image"
 )
 
@@ -200,13 +201,7 @@ func ReadInfo(path string) (*Info, error) {
 
 // requiredCPU lists the CPU features a thaw checks (checkCPU).
 func requiredCPU(p *image.Process) []string {
-	out := []string{}
-	for _, f := range p.CPUFeatures {
-		if cpuRelevant(p.Arch, f) {
-			out = append(out, f)
-		}
-	}
-	return out
+	return cpu.Required(archName(p.Arch), p.CPUFeatures)
 }
 
 func protString(v image.VMA) string {

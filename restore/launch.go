@@ -338,6 +338,14 @@ func checkThreads(p *image.Process) error {
 	return nil
 }
 
+// archName is a's name for package cpu.
+func archName(a image.Arch) string {
+	if a == image.ArchARM64 {
+		return "arm64"
+	}
+	return "amd64"
+}
+
 // checkCPU refuses a CPU that lacks features the process may rely on,
 // naming them and the switches that would have left them out.
 func checkCPU(p *image.Process) error {
@@ -345,11 +353,8 @@ func checkCPU(p *image.Process) error {
 	if err != nil {
 		return fmt.Errorf("read this CPU's features: %w", err)
 	}
-	if missing := cpu.Missing(p.CPUFeatures, host); len(missing) > 0 {
-		a := "amd64"
-		if p.Arch == image.ArchARM64 {
-			a = "arm64"
-		}
+	a := archName(p.Arch)
+	if missing := cpu.Missing(cpu.Required(a, p.CPUFeatures), host); len(missing) > 0 {
 		return fmt.Errorf("this CPU lacks features the frozen process may use: %s (thaw --ignore-cpu or %s=1 thaws anyway; to freeze a process that can move here, %s)",
 			strings.Join(missing, " "), envNoCPU, cpu.Advice(a, missing, cpu.RuntimesNamed(p.CPURuntimes)))
 	}
