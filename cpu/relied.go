@@ -207,14 +207,16 @@ func (s *switches) parseCryo(arch, v string) error {
 	return nil
 }
 
-// Required is the features of an image's record that a thaw checks: on
-// amd64 those of the table (images made before it recorded every
-// /proc/cpuinfo flag, "constant_tsc" and "hypervisor" among them), on
-// arm64 all.
-func Required(arch string, recorded []string) []string {
+// Required is the features of an image's record that a thaw checks: all
+// of them, but in an amd64 image made before this package (legacy: it
+// recorded no runtimes) only those of the table, for it recorded every
+// /proc/cpuinfo flag, "constant_tsc" and "hypervisor" among them. A name
+// this table lacks in a newer image is checked: a newer freeze may know
+// more features.
+func Required(arch string, recorded []string, legacy bool) []string {
 	out := []string{}
 	for _, f := range recorded {
-		if _, known := x86Lookup(f); known || arch != "amd64" {
+		if _, known := x86Lookup(f); known || arch != "amd64" || !legacy {
 			out = append(out, f)
 		}
 	}

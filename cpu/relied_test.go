@@ -126,13 +126,18 @@ func TestRuntimesNames(t *testing.T) {
 }
 
 // TestRequired: an old image's record of every cpuinfo flag is checked
-// only for the table's features on amd64; arm64 checks all.
+// only for the table's features on amd64; a new image's whole record is,
+// and arm64 checks all.
 func TestRequired(t *testing.T) {
 	old := []string{"fpu", "constant_tsc", "avx2", "hypervisor", "sha_ni", "arch_perfmon"}
-	if got, want := Required("amd64", old), []string{"fpu", "avx2", "sha_ni"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("amd64: %v, want %v", got, want)
+	if got, want := Required("amd64", old, true), []string{"fpu", "avx2", "sha_ni"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("amd64, legacy: %v, want %v", got, want)
 	}
-	if got := Required("arm64", []string{"fp", "asimd"}); !reflect.DeepEqual(got, []string{"fp", "asimd"}) {
+	newer := []string{"fpu", "avx2", "avx10"}
+	if got := Required("amd64", newer, false); !reflect.DeepEqual(got, newer) {
+		t.Errorf("amd64: %v, want %v", got, newer)
+	}
+	if got := Required("arm64", []string{"fp", "asimd"}, true); !reflect.DeepEqual(got, []string{"fp", "asimd"}) {
 		t.Errorf("arm64: %v", got)
 	}
 }

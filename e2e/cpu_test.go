@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/cryo-project/cryo/arch/amd64"
 	"github.com/cryo-project/cryo/cpu"
 	"github.com/cryo-project/cryo/image"
+	cproc "github.com/cryo-project/cryo/proc"
 )
 
 func toAMD64Layout(l *image.XSaveLayout) *amd64.XSaveLayout {
@@ -260,6 +262,47 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestThawLegacyCPURecord: an image made before the features came from
+// CPUID recorded every /proc/cpuinfo flag (and no runtimes); it thaws on
+// the same CPU, its non-ISA flags (constant_tsc, hypervisor...) and
+// names unknown to the table ignored, while a missing feature of the
+// table refuses it.
+func TestThawLegacyCPURecord(t *testing.T) {
+	requireAMD64(t)
+	setup(t)
+	img := frozenPipe(t)
+	flags, err := cproc.CPUFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(filepath.Dir(img), "legacy.bin")
+	rewriteImage(t, img, legacy, func(p *image.Process) {
+		p.CPUFeatures, p.CPUFeaturesOff, p.CPURuntimes = append(flags, "avx1024f"), nil, nil
+	}, nil)
+	th := thaw(t, legacy, true)
+	th.ask("legacy", "got legacy")
+
+	host, err := cpu.HostFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lacking := ""
+	for _, f := range []string{"avx512f", "amx_tile", "avx512_fp16", "sse4a", "sha_ni"} {
+		if !slices.Contains(host, f) {
+			lacking = f
+			break
+		}
+	}
+	if lacking == "" {
+		t.Skip("this CPU has every feature the test could say it lacks")
+	}
+	refused := filepath.Join(filepath.Dir(img), "legacy-refused.bin")
+	rewriteImage(t, img, refused, func(p *image.Process) {
+		p.CPUFeatures, p.CPUFeaturesOff, p.CPURuntimes = append(flags, lacking), nil, nil
+	}, nil)
+	requireToolError(t, runTool(t, thawBin, refused), 1, []string{"thaw: "}, "lacks", lacking)
 }
 
 // TestCPUSwitchTypo: a CRYO_CPU the freeze cannot read refuses the freeze

@@ -201,7 +201,7 @@ func ReadInfo(path string) (*Info, error) {
 
 // requiredCPU lists the CPU features a thaw checks (checkCPU).
 func requiredCPU(p *image.Process) []string {
-	return cpu.Required(archName(p.Arch), p.CPUFeatures)
+	return cpu.Required(archName(p.Arch), p.CPUFeatures, p.CPURuntimes == nil)
 }
 
 func protString(v image.VMA) string {

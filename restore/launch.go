@@ -354,7 +354,7 @@ func checkCPU(p *image.Process) error {
 		return fmt.Errorf("read this CPU's features: %w", err)
 	}
 	a := archName(p.Arch)
-	if missing := cpu.Missing(cpu.Required(a, p.CPUFeatures), host); len(missing) > 0 {
+	if missing := cpu.Missing(cpu.Required(a, p.CPUFeatures, p.CPURuntimes == nil), host); len(missing) > 0 {
 		return fmt.Errorf("this CPU lacks features the frozen process may use: %s (thaw --ignore-cpu or %s=1 thaws anyway; to freeze a process that can move here, %s)",
 			strings.Join(missing, " "), envNoCPU, cpu.Advice(a, missing, cpu.RuntimesNamed(p.CPURuntimes)))
 	}
