@@ -5,7 +5,7 @@ export CGO_ENABLED = 0
 
 BINS := bin/freeze bin/thaw
 
-.PHONY: all build test test-arm64 vet demo bench fuzz clean
+.PHONY: all build test test-arm64 test-migrate vet demo bench fuzz clean
 
 all: build
 
@@ -33,6 +33,12 @@ test: build vet
 # what it needs).
 test-arm64:
 	GO=$(GO) bash scripts/arm64/test.sh
+
+# Processes moved to and from another kernel and CPU: Debian's 6.1
+# x86_64 kernel under qemu-system-x86_64 -cpu Haswell-v4 (see
+# scripts/migrate/test.sh).
+test-migrate:
+	GO=$(GO) bash scripts/migrate/test.sh
 
 vet:
 	GOARCH=amd64 $(GO) vet ./...

@@ -1235,7 +1235,9 @@ var oracleExcluded = map[string]string{
 	"sysvshm":  "attaches System V shared memory: freeze refuses it (TestUnsupportedMapping)",
 	"tracer":   "not a victim: the ptrace tracer that makes another victim unfreezable",
 	"allstate": "TestAllState runs it, with its own checks",
-	"zombies":  "TestZombieChildren proves its zombies' statuses across two thaws; the zombie start mode here covers a zombie child's /proc side",
+	"vdsoclock": "make test-migrate (e2e/migrate_test.go) freezes it under another kernel and thaws it here, " +
+		"its cached vdso pointers proving the vdso proxy",
+	"zombies": "TestZombieChildren proves its zombies' statuses across two thaws; the zombie start mode here covers a zombie child's /proc side",
 }
 
 // TestOracle: every victim in testdata that can be thawed, started as
