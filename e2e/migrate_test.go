@@ -27,8 +27,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cryo-project/cryo/image"
 )
 
 const envMigrateDir = "CRYO_MIGRATE_DIR"
@@ -251,27 +249,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// imageMeta reads an image's metadata.
-func imageMeta(t *testing.T, path string) *image.Process {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sec, err := image.OpenEmbedded(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := image.NewReader(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := r.Meta()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return p
 }

@@ -124,7 +124,15 @@ func (f *freezer) run(ctx context.Context) (res *Result, err error) {
 
 	f.tr = ptrace.NewTracer()
 	defer f.tr.Close()
-	if err := f.tr.Do(func() error { return f.seize() }); err != nil {
+	if err := f.tr.Do(func() error {
+		if err := f.seize(); err != nil {
+			return err
+		}
+		if err := f.leaveVDSO(f.group.Tids); err != nil {
+			return errors.Join(err, f.group.Release())
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	stopAt := time.Now()

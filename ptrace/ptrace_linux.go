@@ -22,6 +22,7 @@ const (
 	reqSetRegset      = 0x4205
 	reqSyscall        = 24
 	reqCont           = 7
+	reqSingleStep     = 9
 	reqDetach         = 17
 	reqGetEventMsg    = 0x4201
 	OptTraceSysGood   = 0x1
@@ -127,6 +128,16 @@ func Interrupt(tid int) error {
 func Cont(tid int, sig int) error {
 	if err := ptrace(reqCont, tid, 0, uintptr(sig)); err != nil {
 		return fmt.Errorf("PTRACE_CONT tid %d: %w", tid, err)
+	}
+	return nil
+}
+
+// SingleStep resumes the tracee for one instruction, delivering sig (0
+// for none); it then stops with SIGTRAP.
+// Precondition: called via Tracer.Do.
+func SingleStep(tid int, sig int) error {
+	if err := ptrace(reqSingleStep, tid, 0, uintptr(sig)); err != nil {
+		return fmt.Errorf("PTRACE_SINGLESTEP tid %d: %w", tid, err)
 	}
 	return nil
 }

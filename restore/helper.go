@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -99,7 +98,8 @@ type helper struct {
 	parked     []parked
 	// bar shows the image bytes read, on a terminal (closed before
 	// the process runs); nil without NewProgress.
-	bar Progress
+	bar  Progress
+	vdso *vdsoPlan // how the frozen vdso's addresses stay valid
 }
 
 func (h *helper) logf(format string, args ...any) {
@@ -358,7 +358,12 @@ func (h *helper) restore() error {
 	if err := h.clearStub(stubMaps); err != nil {
 		return err
 	}
-	if err := h.moveVDSO(stubMaps); err != nil {
+	if h.vdso.mode == vdsoProxy {
+		err = h.proxyVDSO(stubMaps)
+	} else {
+		err = h.moveVDSO(stubMaps)
+	}
+	if err != nil {
 		return err
 	}
 	as, err := h.mapVMAs()
@@ -491,36 +496,22 @@ func (h *helper) convertXSave(cur []byte) error {
 }
 
 // checkVDSO compares the image's vdso and vvar layout and the vdso's
-// bytes (in the metadata) with this kernel's.
+// bytes (in the metadata) with this kernel's, and chooses how to keep
+// the process's vdso pointers valid (vdso.go).
 func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
-	cur := map[string]proc.Mapping{}
-	for _, m := range stubMaps {
-		if m.Path == "[vdso]" || strings.HasPrefix(m.Path, "[vvar") {
-			cur[m.Path] = m
-		}
-	}
 	for _, v := range h.p.VMAs {
-		if v.Kind != image.VMAVDSO && v.Kind != image.VMAVVAR {
-			continue
-		}
-		m, ok := cur[v.Path]
-		if !ok || m.Len() != v.End-v.Start {
-			return fmt.Errorf("this kernel's vdso layout differs from the freezing kernel's (%s, %s there): thaw on a machine with the same kernel", v.Path, p2s(h.p.Kernel))
-		}
-		if v.Kind != image.VMAVDSO {
-			continue
-		}
-		if uint64(len(h.p.VDSO)) != v.End-v.Start {
+		if v.Kind == image.VMAVDSO && uint64(len(h.p.VDSO)) != v.End-v.Start {
 			return fmt.Errorf("image holds %d bytes of a %d-byte vdso", len(h.p.VDSO), v.End-v.Start)
 		}
-		mine := make([]byte, len(h.p.VDSO))
-		if n, err := ptrace.ReadMem(h.pid, m.Start, mine); err != nil || n != len(mine) {
-			return fmt.Errorf("read this kernel's vdso (%d of %d bytes): %v", n, len(mine), err)
-		}
-		if !bytes.Equal(mine, h.p.VDSO) {
-			return fmt.Errorf("this kernel's vdso differs from the freezing kernel's (%s): thaw on a machine with the same kernel", p2s(h.p.Kernel))
-		}
 	}
+	mine, err := h.readCurVDSO(stubMaps)
+	if err != nil {
+		return err
+	}
+	if h.vdso, err = planVDSO(h.host.Image, h.p.VMAs, h.p.VDSO, stubMaps, mine); err != nil {
+		return fmt.Errorf("%w (frozen on %s)", err, p2s(h.p.Kernel))
+	}
+	h.logf("vdso: %v", h.vdso.mode)
 	return nil
 }
 

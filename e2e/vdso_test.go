@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cryo-project/cryo/image"
+)
+
+// vdsoOf returns the address of pid's [vdso] and what is mapped at addr
+// (its maps line), "" when nothing.
+func vdsoOf(t *testing.T, pid int, addr uint64) (vdso uint64, at string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		lo, hi, _ := strings.Cut(f[0], "-")
+		start, _ := strconv.ParseUint(lo, 16, 64)
+		end, _ := strconv.ParseUint(hi, 16, 64)
+		if len(f) == 6 && f[5] == "[vdso]" {
+			vdso = start
+		}
+		if addr >= start && addr < end {
+			at = line
+		}
+	}
+	return vdso, at
+}
+
+// TestVDSOProxy: the vdso proxy of a thaw on another kernel
+// (restore/vdso.go), forced on this one with CRYO_THAW_VDSO=proxy: the
+// kernel's vdso goes elsewhere, a copy of the frozen one whose entry
+// points jump into it stays at the frozen address. A glibc program that
+// reads the clocks in a tight loop (frozen inside the vdso: freeze steps
+// it out) and a Go program (its runtime's own vdso table) go on; a
+// second freeze and thaw of the proxied process works too.
+func TestVDSOProxy(t *testing.T) {
+	setup(t)
+	tickLine := regexp.MustCompile(`^tick (\d+) calls (\d+) back (\d+) real`)
+	ticks := func(p *proc, n int) int {
+		t.Helper()
+		last := 0
+		for i := 0; i < n; i++ {
+			line := p.expect("tick ")
+			m := tickLine.FindStringSubmatch(line)
+			if m == nil || m[3] != "0" {
+				t.Fatalf("vdsoclock: %q\n%s", line, p.diag())
+			}
+			tick, _ := strconv.Atoi(m[1])
+			if last != 0 && tick != last+1 {
+				t.Fatalf("tick %d after %d\n%s", tick, last, p.diag())
+			}
+			last = tick
+		}
+		return last
+	}
+	for _, flags := range [][]string{flagsDynamic, flagsStatic} {
+		t.Run("vdsoclock"+strings.Join(flags, ""), func(t *testing.T) {
+			p := startProc(t, "vdsoclock", buildVictim(t, "vdsoclock", flags...), nil)
+			last := ticks(p, 3)
+			img := filepath.Join(t.TempDir(), "vdsoclock.bin")
+			freezeKill(t, p, img)
+			// The ticks the original wrote before it was killed.
+			for {
+				line, ok := p.out.nextLine(lineTimeout)
+				if !ok {
+					break
+				}
+				if m := tickLine.FindStringSubmatch(line); m != nil {
+					last, _ = strconv.Atoi(m[1])
+				}
+			}
+			var frozenVDSO uint64
+			for _, v := range imageMeta(t, img).VMAs {
+				if v.Kind == image.VMAVDSO {
+					frozenVDSO = v.Start
+				}
+			}
+			for cycle := 1; cycle <= 2; cycle++ {
+				th := thaw(t, img, true, withEnv("CRYO_THAW_VDSO=proxy"))
+				line := th.expect("tick ")
+				m := tickLine.FindStringSubmatch(line)
+				if m == nil || m[1] != strconv.Itoa(last+1) {
+					t.Fatalf("cycle %d: first line %q, want tick %d\n%s", cycle, line, last+1, th.diag())
+				}
+				last = ticks(th, 5) // through the proxy
+				vdso, at := vdsoOf(t, th.pid(), frozenVDSO)
+				if vdso == frozenVDSO || !strings.Contains(at, " r-xp ") || strings.Contains(at, "[vdso]") {
+					t.Fatalf("cycle %d: [vdso] at %#x, at the frozen vdso's %#x: %q; want the proxy (anonymous, r-x) there", cycle, vdso, frozenVDSO, at)
+				}
+				t.Logf("cycle %d: proxy at %#x, [vdso] at %#x", cycle, frozenVDSO, vdso)
+				img = filepath.Join(t.TempDir(), "again.bin")
+				freezeKill(t, th, img)
+				for {
+					line, ok := th.out.nextLine(lineTimeout)
+					if !ok {
+						break
+					}
+					if m := tickLine.FindStringSubmatch(line); m != nil {
+						last, _ = strconv.Atoi(m[1])
+					}
+				}
+			}
+		})
+	}
+	t.Run("gocounter", func(t *testing.T) {
+		p := startProc(t, "gocounter", buildGoVictim(t, "gocounter"), nil)
+		p.expect("ready")
+		p.ask("inc", "count 1")
+		img := filepath.Join(t.TempDir(), "gocounter.bin")
+		freezeKill(t, p, img)
+		th := thaw(t, img, true, withEnv("CRYO_THAW_VDSO=proxy"))
+		th.ask("inc", "count 2")
+		gc := func() int {
+			n, _ := strconv.Atoi(strings.TrimPrefix(th.ask("gc", "gc "), "gc "))
+			return n
+		}
+		before := gc()
+		deadline := time.Now().Add(lineTimeout)
+		for gc() <= before+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the GC did not run after the thaw\n%s", th.diag())
+			}
+			time.Sleep(10 * time.Millisecond) // polling the victim, bounded above
+		}
+		th.ask("inc", "count 3")
+		th.send("exit 3")
+		if st := th.waitExit(); st.ExitCode() != 3 {
+			t.Fatalf("gocounter exited with %v, want 3", st)
+		}
+	})
+}
+
+// imageMeta reads an image's metadata.
+func imageMeta(t *testing.T, path string) *image.Process {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sec, err := image.OpenEmbedded(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := image.NewReader(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Meta()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return p
+}

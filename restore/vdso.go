@@ -1,0 +1,426 @@
+package restore
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryo-project/cryo/image"
+	"github.com/cryo-project/cryo/proc"
+	"github.com/cryo-project/cryo/ptrace"
+)
+
+// The vdso of another kernel.
+//
+// The process holds pointers into the vdso it was frozen with: glibc
+// caches its functions' addresses at start (GLRO(dl_vdso_clock_gettime)
+// and the like), the Go runtime keeps its own table, and auxv's
+// AT_SYSINFO_EHDR names its ELF header. The thawing kernel's vdso is
+// handled in one of three ways, chosen before anything is destroyed:
+//
+//	same     byte for byte the frozen one (the same kernel): moved to
+//	         the frozen addresses with its vvar pages (moveVDSO)
+//	moved    another build, but the same layout: the same size, the
+//	         same vvar pages at the same distances, and every function
+//	         the frozen one exported at the same offset: moved the same
+//	         way; the cached pointers land on the same functions
+//	proxy    anything else (6.1 and 6.18: clock_gettime at 0x960 and
+//	         0xaf0, a [vvar_vclock] only in 6.18): the thawing kernel's
+//	         vdso and vvar pages are moved together to a hole of the
+//	         frozen layout, and at the frozen vdso's address a copy of
+//	         the frozen vdso is mapped whose every exported function
+//	         starts with a jump to the same function of the new one
+//	         (CRIU's vdso proxy). A function the new vdso lacks (6.1 has
+//	         no getrandom) becomes its system call (glibc and the Go
+//	         runtime call the vdso's getrandom with getrandom(2)'s first
+//	         three arguments), or returns -ENOSYS when it has none. The
+//	         frozen [vvar] pages are never dumped and not made again:
+//	         nothing runs the old code that read them.
+//
+// The proxy is plain anonymous memory, r-x, at the vdso's frozen place,
+// so AT_SYSINFO_EHDR still finds an ELF there, whose symbols lead to the
+// new vdso. A later freeze sees it as any other mapping and the new
+// vdso as the process's vdso.
+//
+// CRYO_THAW_VDSO=proxy forces the proxy on the same kernel (the e2e
+// tests go through it on every run).
+
+const envVDSOMode = "CRYO_THAW_VDSO"
+
+type vdsoMode int
+
+const (
+	vdsoSame vdsoMode = iota
+	vdsoMoved
+	vdsoProxy
+)
+
+func (m vdsoMode) String() string {
+	return [...]string{"same", "moved", "proxy"}[m]
+}
+
+// vdsoFunc is one exported function of a vdso: the names at one offset.
+type vdsoFunc struct {
+	off   uint64
+	names []string
+}
+
+// vdsoFuncs parses a vdso image (its bytes as mapped: the section
+// headers are part of it) and returns its exported functions by offset,
+// and their offsets by name.
+func vdsoFuncs(b []byte) ([]vdsoFunc, map[string]uint64, error) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse the vdso: %w", err)
+	}
+	defer f.Close()
+	bias, found := uint64(0), false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			bias, found = p.Vaddr-p.Off, true
+			break
+		}
+	}
+	if !found {
+		return nil, nil, errors.New("parse the vdso: no PT_LOAD")
+	}
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse the vdso: %w", err)
+	}
+	byName := map[string]uint64{}
+	byOff := map[uint64][]string{}
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF || s.Value < bias {
+			continue
+		}
+		off := s.Value - bias
+		if off >= uint64(len(b)) {
+			return nil, nil, fmt.Errorf("parse the vdso: %s at %#x, past its end", s.Name, s.Value)
+		}
+		byName[s.Name] = off
+		byOff[off] = append(byOff[off], s.Name)
+	}
+	var funcs []vdsoFunc
+	for off, names := range byOff {
+		sort.Strings(names)
+		funcs = append(funcs, vdsoFunc{off, names})
+	}
+	sort.Slice(funcs, func(i, j int) bool { return funcs[i].off < funcs[j].off })
+	return funcs, byName, nil
+}
+
+// vdsoPlan is what checkVDSO decided.
+type vdsoPlan struct {
+	mode vdsoMode
+	// proxy: the frozen vdso's functions and the new one's offsets.
+	oldFuncs []vdsoFunc
+	newSyms  map[string]uint64
+}
+
+// planVDSO compares the frozen vdso group (its VMAs in the image, its
+// bytes in the metadata) with this kernel's (cur, from the stub's maps,
+// and its bytes) and chooses how to handle it.
+func planVDSO(arch image.Arch, frozen []image.VMA, oldVDSO []byte, cur []proc.Mapping, newVDSO []byte) (*vdsoPlan, error) {
+	var oldV *image.VMA
+	for i := range frozen {
+		if frozen[i].Kind == image.VMAVDSO {
+			oldV = &frozen[i]
+		}
+	}
+	if oldV == nil {
+		return &vdsoPlan{mode: vdsoSame}, nil // the process unmapped its vdso: nothing to keep
+	}
+	var newV *proc.Mapping
+	for i := range cur {
+		if cur[i].Path == "[vdso]" {
+			newV = &cur[i]
+		}
+	}
+	if newV == nil {
+		return nil, errors.New("this kernel gave the process no vdso, and the frozen process has one")
+	}
+	layout := sameVDSOLayout(frozen, cur, oldV, newV)
+	if layout && bytes.Equal(oldVDSO, newVDSO) && os.Getenv(envVDSOMode) != "proxy" {
+		return &vdsoPlan{mode: vdsoSame}, nil
+	}
+	oldFuncs, oldSyms, err := vdsoFuncs(oldVDSO)
+	if err != nil {
+		return nil, fmt.Errorf("the frozen vdso: %w", err)
+	}
+	_, newSyms, err := vdsoFuncs(newVDSO)
+	if err != nil {
+		return nil, fmt.Errorf("this kernel's vdso: %w", err)
+	}
+	if layout && os.Getenv(envVDSOMode) != "proxy" {
+		same := true
+		for name, off := range oldSyms {
+			if n, ok := newSyms[name]; !ok || n != off {
+				same = false
+				break
+			}
+		}
+		if same {
+			return &vdsoPlan{mode: vdsoMoved}, nil
+		}
+	}
+	p := &vdsoPlan{mode: vdsoProxy, oldFuncs: oldFuncs, newSyms: newSyms}
+	// Every function must have room for its patch (a near jump: the new
+	// vdso is put near the old one).
+	if _, err := p.proxy(arch, oldVDSO, 1<<40, 1<<40+1<<20); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// sameVDSOLayout: the same vdso size and the same vvar pages (names,
+// sizes, distances from the vdso), so that the group moves as a whole.
+func sameVDSOLayout(frozen []image.VMA, cur []proc.Mapping, oldV *image.VMA, newV *proc.Mapping) bool {
+	if oldV.End-oldV.Start != newV.Len() {
+		return false
+	}
+	type piece struct {
+		rel  int64
+		size uint64
+	}
+	old, now := map[string]piece{}, map[string]piece{}
+	for _, v := range frozen {
+		if v.Kind == image.VMAVVAR {
+			old[v.Path] = piece{int64(v.Start - oldV.Start), v.End - v.Start}
+		}
+	}
+	for _, m := range cur {
+		if strings.HasPrefix(m.Path, "[vvar") {
+			now[m.Path] = piece{int64(m.Start - newV.Start), m.Len()}
+		}
+	}
+	if len(old) != len(now) {
+		return false
+	}
+	for k, v := range old {
+		if now[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// vdsoSyscalls are the system calls behind the vdso's functions, for
+// those a new vdso lacks (include/uapi/asm-generic/unistd.h,
+// arch/x86/entry/syscalls/syscall_64.tbl).
+var vdsoSyscalls = map[image.Arch]map[string]uint32{
+	image.ArchAMD64: {
+		"__vdso_clock_gettime": 228, "clock_gettime": 228,
+		"__vdso_gettimeofday": 96, "gettimeofday": 96,
+		"__vdso_time": 201, "time": 201,
+		"__vdso_clock_getres": 229, "clock_getres": 229,
+		"__vdso_getcpu": 309, "getcpu": 309,
+		"__vdso_getrandom": 318, "getrandom": 318,
+	},
+	image.ArchARM64: {
+		"__kernel_clock_gettime": 113,
+		"__kernel_gettimeofday":  169,
+		"__kernel_clock_getres":  114,
+		"__kernel_getrandom":     278,
+		"__kernel_rt_sigreturn":  139,
+	},
+}
+
+// proxy returns the frozen vdso (old, which was at oldBase) with each
+// exported function patched to jump to the same function of the new
+// vdso at newBase, or to make its system call.
+func (p *vdsoPlan) proxy(arch image.Arch, old []byte, oldBase, newBase uint64) ([]byte, error) {
+	out := append([]byte(nil), old...)
+	for i, fn := range p.oldFuncs {
+		end := uint64(len(old))
+		if i+1 < len(p.oldFuncs) {
+			end = p.oldFuncs[i+1].off
+		}
+		room := end - fn.off
+		entry := oldBase + fn.off
+		var code []byte
+		target, found := uint64(0), false
+		for _, n := range fn.names {
+			if off, ok := p.newSyms[n]; ok {
+				target, found = newBase+off, true
+				break
+			}
+		}
+		switch {
+		case found:
+			code = jumpCode(arch, entry, target, room)
+		default:
+			nr, ok := uint32(0), false
+			for _, n := range fn.names {
+				if nr, ok = vdsoSyscalls[arch][n]; ok {
+					break
+				}
+			}
+			if ok {
+				code = syscallCode(arch, nr)
+			} else {
+				code = enosysCode(arch)
+			}
+		}
+		if code == nil {
+			return nil, fmt.Errorf("no vdso proxy for this architecture (%v)", arch)
+		}
+		if uint64(len(code)) > room {
+			return nil, fmt.Errorf("the frozen vdso's %s has %d bytes, too few for the %d-byte jump into this kernel's vdso", strings.Join(fn.names, "/"), room, len(code))
+		}
+		copy(out[fn.off:], code)
+	}
+	return out, nil
+}
+
+// jumpCode is a jump from entry to target, the shortest that reaches
+// and fits, clobbering no argument register (amd64: a jmp rel32, else
+// jmp [rip+0] with the address after it; arm64: a b, else ldr x16 of
+// the address after it and br x16: x16 is the linker's scratch register
+// IP0).
+func jumpCode(arch image.Arch, entry, target, room uint64) []byte {
+	le := binary.LittleEndian
+	d := int64(target - entry)
+	switch arch {
+	case image.ArchAMD64:
+		if rel := d - 5; rel >= -1<<31 && rel < 1<<31 && room >= 5 {
+			b := []byte{0xe9, 0, 0, 0, 0}
+			le.PutUint32(b[1:], uint32(int32(rel)))
+			return b
+		}
+		b := []byte{0xff, 0x25, 0, 0, 0, 0}
+		return le.AppendUint64(b, target)
+	case image.ArchARM64:
+		if d >= -1<<27 && d < 1<<27 && d%4 == 0 && room >= 4 {
+			return le.AppendUint32(nil, 0x14000000|uint32(d>>2)&0x3ffffff)
+		}
+		b := le.AppendUint32(nil, 0x58000050) // ldr x16, .+8
+		b = le.AppendUint32(b, 0xd61f0200)    // br x16
+		return le.AppendUint64(b, target)
+	}
+	return nil
+}
+
+// syscallCode makes system call nr with the function's arguments, which
+// are the system call's, and returns its result.
+func syscallCode(arch image.Arch, nr uint32) []byte {
+	le := binary.LittleEndian
+	switch arch {
+	case image.ArchAMD64:
+		b := []byte{0xb8, 0, 0, 0, 0} // mov eax, nr
+		le.PutUint32(b[1:], nr)
+		return append(b, 0x0f, 0x05, 0xc3) // syscall; ret
+	case image.ArchARM64:
+		b := le.AppendUint32(nil, 0xd2800008|(nr&0xffff)<<5) // movz x8, #nr
+		b = le.AppendUint32(b, 0xd4000001)                   // svc #0
+		return le.AppendUint32(b, 0xd65f03c0)                // ret
+	}
+	return nil
+}
+
+// enosysCode returns -ENOSYS.
+func enosysCode(arch image.Arch) []byte {
+	le := binary.LittleEndian
+	switch arch {
+	case image.ArchAMD64:
+		return []byte{0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3} // mov rax, -38; ret
+	case image.ArchARM64:
+		b := le.AppendUint32(nil, 0x92800000|37<<5) // movn x0, #37
+		return le.AppendUint32(b, 0xd65f03c0)       // ret
+	}
+	return nil
+}
+
+// readCurVDSO reads this kernel's vdso in the stub.
+func (h *helper) readCurVDSO(cur []proc.Mapping) ([]byte, error) {
+	for _, m := range cur {
+		if m.Path != "[vdso]" {
+			continue
+		}
+		b := make([]byte, m.Len())
+		if n, err := ptrace.ReadMem(h.pid, m.Start, b); err != nil || n != len(b) {
+			return nil, fmt.Errorf("read this kernel's vdso (%d of %d bytes): %v", n, len(b), err)
+		}
+		return b, nil
+	}
+	return nil, nil
+}
+
+// proxyVDSO moves this kernel's vdso group to a hole of the frozen
+// layout and maps the proxy at the frozen vdso's address.
+func (h *helper) proxyVDSO(stubMaps []proc.Mapping) error {
+	sys := h.host.Sys
+	var oldV *image.VMA
+	for i := range h.p.VMAs {
+		if h.p.VMAs[i].Kind == image.VMAVDSO {
+			oldV = &h.p.VMAs[i]
+		}
+	}
+	used := imageSpans(h.p)
+	used = append(used, span{h.stub, h.stub + stubRegionSize(h.ps)})
+	for _, v := range h.p.VMAs {
+		if v.Flags&image.VMAGrowsDown != 0 {
+			// Room for the stack to grow.
+			lo := uint64(0)
+			if v.Start > 256<<20 {
+				lo = v.Start - 256<<20
+			}
+			used = append(used, span{lo, v.Start})
+		}
+	}
+	var group []proc.Mapping
+	var lo, hi uint64 = ^uint64(0), 0
+	var newOff uint64
+	for _, m := range stubMaps {
+		if m.Path == "[vdso]" || strings.HasPrefix(m.Path, "[vvar") {
+			group = append(group, m)
+			used = append(used, span{m.Start, m.End})
+			lo, hi = min(lo, m.Start), max(hi, m.End)
+		}
+	}
+	for _, m := range group {
+		if m.Path == "[vdso]" {
+			newOff = m.Start - lo
+		}
+	}
+	// Near the frozen vdso, so that a 5-byte jump reaches (amd64).
+	from := uint64(1 << 32)
+	if oldV.Start > 1<<30+from {
+		from = oldV.Start - 1<<30
+	}
+	dst, ok := findHole(used, hi-lo, from, h.ps)
+	if !ok {
+		if dst, ok = findHole(used, hi-lo, 1<<32, h.ps); !ok {
+			return errors.New("no room for this kernel's vdso")
+		}
+	}
+	for _, m := range group {
+		if _, err := h.sys("mremap "+m.Path, sys.Mremap, m.Start, m.Len(), m.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, dst+(m.Start-lo)); err != nil {
+			return err
+		}
+	}
+	code, err := h.vdso.proxy(h.host.Image, h.p.VDSO, oldV.Start, dst+newOff)
+	if err != nil {
+		return err
+	}
+	size := oldV.End - oldV.Start
+	if _, err := h.sys("mmap the vdso proxy", sys.Mmap, oldV.Start, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+		return err
+	}
+	if err := writeFull(h.pid, oldV.Start, code); err != nil {
+		return err
+	}
+	if _, err := h.sys("mprotect the vdso proxy", sys.Mprotect, oldV.Start, size, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		return err
+	}
+	h.logf("vdso proxy at %#x, this kernel's vdso at %#x", oldV.Start, dst+newOff)
+	return nil
+}
