@@ -212,7 +212,7 @@ func TestMigrateToGuest(t *testing.T) {
 		listed := regexp.MustCompile(`lacks features the frozen process may use: ([a-z0-9_ .]+?) \(`)
 		for _, c := range toGuest {
 			t.Run(c.name, func(t *testing.T) {
-				meta := imageMeta(t, filepath.Join(in, c.name+".bin"))
+				meta := metaOf(t, filepath.Join(in, c.name+".bin"))
 				var missing []string
 				for _, f := range meta.CPUFeatures {
 					if !guest[f] {

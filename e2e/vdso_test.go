@@ -83,7 +83,7 @@ func TestVDSOProxy(t *testing.T) {
 				}
 			}
 			var frozenVDSO uint64
-			for _, v := range imageMeta(t, img).VMAs {
+			for _, v := range metaOf(t, img).VMAs {
 				if v.Kind == image.VMAVDSO {
 					frozenVDSO = v.Start
 				}
@@ -143,8 +143,8 @@ func TestVDSOProxy(t *testing.T) {
 	})
 }
 
-// imageMeta reads an image's metadata.
-func imageMeta(t *testing.T, path string) *image.Process {
+// metaOf reads an image's metadata.
+func metaOf(t *testing.T, path string) *image.Process {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
