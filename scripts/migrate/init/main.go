@@ -11,6 +11,8 @@
 // names a process the guest started, TEXT is the rest of the line:
 //
 //	env KEY=VALUE         set for every process started after it
+//	uid N                 start the processes after it as user and group
+//	                      N (default: root, as init)
 //	module PATH           load the kernel module PATH (finit_module)
 //	start NAME PATH ARGS  start PATH with pipes on 0-2 (stderr with stdout)
 //	send NAME TEXT        write TEXT and a newline to its stdin
@@ -201,6 +203,7 @@ func runPlan(path string) (string, error) {
 		return "INITERROR", err
 	}
 	env := []string{"PATH=/cryo/bin:/usr/bin:/bin", "HOME=/tmp"}
+	var cred *syscall.Credential
 	procs := map[string]*proc{}
 	seen := map[string]*int{}
 	result := "PASS"
@@ -215,7 +218,7 @@ func runPlan(path string) (string, error) {
 		}
 		fmt.Printf("init: %s\n", line)
 		var p *proc
-		if len(f) >= 2 && f[0] != "env" && f[0] != "module" && f[0] != "start" {
+		if len(f) >= 2 && f[0] != "env" && f[0] != "module" && f[0] != "start" && f[0] != "uid" {
 			if p = procs[f[1]]; p == nil {
 				return "INITERROR", fmt.Errorf("%s: %q: no process %s started", path, line, f[1])
 			}
@@ -227,6 +230,12 @@ func runPlan(path string) (string, error) {
 		switch {
 		case f[0] == "env" && len(f) == 2:
 			env = append(env, f[1])
+		case f[0] == "uid" && len(f) == 2:
+			id, err := strconv.ParseUint(f[1], 10, 32)
+			if err != nil {
+				return "INITERROR", fmt.Errorf("%s: %q: %v", path, line, err)
+			}
+			cred = &syscall.Credential{Uid: uint32(id), Gid: uint32(id)}
 		case f[0] == "module" && len(f) == 2:
 			if err := loadModule(f[1]); err != nil {
 				return "INITERROR", err
@@ -235,7 +244,7 @@ func runPlan(path string) (string, error) {
 			if procs[f[1]] != nil {
 				return "INITERROR", fmt.Errorf("%s: %q: %s started twice", path, line, f[1])
 			}
-			p, err := start(f[1], f[2], f[3:], env)
+			p, err := start(f[1], f[2], f[3:], env, cred)
 			if err != nil {
 				fail("start %s: %v", f[1], err)
 				continue
@@ -291,7 +300,7 @@ func runPlan(path string) (string, error) {
 	return result, nil
 }
 
-func start(name, path string, args, env []string) (*proc, error) {
+func start(name, path string, args, env []string, cred *syscall.Credential) (*proc, error) {
 	out, err := os.Create(filepath.Join(outDir, name+".out"))
 	if err != nil {
 		return nil, err
@@ -299,6 +308,7 @@ func start(name, path string, args, env []string) (*proc, error) {
 	p := &proc{name: name, cmd: exec.Command(path, args...), done: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd.Env, p.cmd.Dir = env, "/tmp"
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
