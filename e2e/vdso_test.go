@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,14 +118,52 @@ func TestVDSOProxy(t *testing.T) {
 			}
 		})
 	}
+	// The Go program draws random bytes before the freeze (Go 1.24+ on
+	// Linux 6.11+: through the vdso's getrandom, its state in a
+	// MAP_DROPPABLE mapping), and after a thaw whose kernel "lacks"
+	// getrandom: the proxy's getrandom is then the system call.
 	t.Run("gocounter", func(t *testing.T) {
 		p := startProc(t, "gocounter", buildGoVictim(t, "gocounter"), nil)
 		p.expect("ready")
 		p.ask("inc", "count 1")
+		r0 := p.ask("rand", "rand ")
+		smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", p.pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		droppable := regexp.MustCompile(`(?m)^VmFlags:.* dp\b`).Match(smaps)
 		img := filepath.Join(t.TempDir(), "gocounter.bin")
 		freezeKill(t, p, img)
-		th := thaw(t, img, true, withEnv("CRYO_THAW_VDSO=proxy"))
+		meta := metaOf(t, img)
+		th := thaw(t, img, true, withEnv("CRYO_THAW_VDSO=proxy:-getrandom"))
 		th.ask("inc", "count 2")
+		r1, r2 := th.ask("rand", "rand "), th.ask("rand", "rand ")
+		if r1 == r2 || r1 == r0 || len(r1) != len("rand ")+32 {
+			t.Fatalf("random bytes before the freeze %q, after the thaw %q and %q", r0, r1, r2)
+		}
+		// The proxy's getrandom is the system call.
+		var frozenVDSO uint64
+		for _, v := range meta.VMAs {
+			if v.Kind == image.VMAVDSO {
+				frozenVDSO = v.Start
+			}
+		}
+		if off, ok := vdsoSymbol(t, meta.VDSO, "__vdso_getrandom"); ok && runtime.GOARCH == "amd64" {
+			code := make([]byte, 8)
+			mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", th.pid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = mem.ReadAt(code, int64(frozenVDSO+off))
+			mem.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []byte{0xb8, 0x3e, 0x01, 0, 0, 0x0f, 0x05, 0xc3}; !bytes.Equal(code, want) {
+				t.Fatalf("the proxy's getrandom: % x, want % x (mov eax, 318; syscall; ret)", code, want)
+			}
+		}
+		t.Logf("a MAP_DROPPABLE mapping before the freeze: %v", droppable)
 		gc := func() int {
 			n, _ := strconv.Atoi(strings.TrimPrefix(th.ask("gc", "gc "), "gc "))
 			return n
@@ -141,6 +182,25 @@ func TestVDSOProxy(t *testing.T) {
 			t.Fatalf("gocounter exited with %v, want 3", st)
 		}
 	})
+}
+
+// vdsoSymbol is the offset of name in a vdso image.
+func vdsoSymbol(t *testing.T, vdso []byte, name string) (uint64, bool) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(vdso))
+	if err != nil {
+		t.Fatalf("the image's vdso: %v", err)
+	}
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatalf("the image's vdso: %v", err)
+	}
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value, true // the vdso is linked at 0
+		}
+	}
+	return 0, false
 }
 
 // metaOf reads an image's metadata.

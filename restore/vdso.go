@@ -50,9 +50,36 @@ import (
 // vdso as the process's vdso.
 //
 // CRYO_THAW_VDSO=proxy forces the proxy on the same kernel (the e2e
-// tests go through it on every run).
+// tests go through it on every run); proxy:-NAME,-NAME... also treats
+// this kernel's vdso as lacking the functions NAME (getrandom: then
+// __vdso_getrandom and getrandom on amd64), as an older kernel's does.
+//
+// MAP_DROPPABLE (Linux 6.11+; glibc's and the Go runtime's getrandom
+// state) is not a mapping type the image keeps: a droppable mapping
+// ("dp" in VmFlags) comes back as private anonymous memory with its
+// MAP_NORESERVE, WIPEONFORK and DONTDUMP, which every kernel makes. Its
+// contents only cache random state; kept in ordinary memory they are
+// never dropped, which the vdso's getrandom does not mind (and the
+// syscall that replaces it on an older kernel does not read).
 
 const envVDSOMode = "CRYO_THAW_VDSO"
+
+// forcedProxy reads CRYO_THAW_VDSO: whether to proxy, and the names to
+// pretend this kernel's vdso lacks.
+func forcedProxy() (bool, []string) {
+	v := os.Getenv(envVDSOMode)
+	mode, list, _ := strings.Cut(v, ":")
+	if mode != "proxy" {
+		return false, nil
+	}
+	var drop []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimPrefix(n, "-"); n != "" {
+			drop = append(drop, n, "__vdso_"+n, "__kernel_"+n)
+		}
+	}
+	return true, drop
+}
 
 type vdsoMode int
 
@@ -148,7 +175,8 @@ func planVDSO(arch image.Arch, frozen []image.VMA, oldVDSO []byte, cur []proc.Ma
 		return nil, errors.New("this kernel gave the process no vdso, and the frozen process has one")
 	}
 	layout := sameVDSOLayout(frozen, cur, oldV, newV)
-	if layout && bytes.Equal(oldVDSO, newVDSO) && os.Getenv(envVDSOMode) != "proxy" {
+	force, drop := forcedProxy()
+	if layout && bytes.Equal(oldVDSO, newVDSO) && !force {
 		return &vdsoPlan{mode: vdsoSame}, nil
 	}
 	oldFuncs, oldSyms, err := vdsoFuncs(oldVDSO)
@@ -159,7 +187,10 @@ func planVDSO(arch image.Arch, frozen []image.VMA, oldVDSO []byte, cur []proc.Ma
 	if err != nil {
 		return nil, fmt.Errorf("this kernel's vdso: %w", err)
 	}
-	if layout && os.Getenv(envVDSOMode) != "proxy" {
+	for _, n := range drop {
+		delete(newSyms, n)
+	}
+	if layout && !force {
 		same := true
 		for name, off := range oldSyms {
 			if n, ok := newSyms[name]; !ok || n != off {

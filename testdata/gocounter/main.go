@@ -15,6 +15,9 @@
 //	            listening on plain TCP
 //	httpdefault -> the same, on the listener net.Listen gives by default
 //	            (Go 1.24+: multipath TCP where the kernel has it)
+//	rand     -> "rand HEX": 16 bytes of crypto/rand (Go 1.24+ on Linux
+//	            6.11+: through the vdso's getrandom, its state in a
+//	            MAP_DROPPABLE mapping)
 //	exit N
 //
 // Prints "ready" once the allocator has run a GC cycle.
@@ -23,6 +26,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,6 +98,13 @@ func main() {
 			})
 			go http.Serve(l, mux)
 			say("http %d", l.Addr().(*net.TCPAddr).Port)
+		case "rand":
+			b := make([]byte, 16)
+			if _, err := rand.Read(b); err != nil {
+				say("rand %v", err)
+				continue
+			}
+			say("rand %x", b)
 		case "gc":
 			say("gc %d", numGC())
 		case "churn":
