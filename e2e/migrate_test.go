@@ -239,7 +239,10 @@ var toGuest = []toGuestCase{
 	{
 		name: "host-gocounter-ignorecpu",
 		start: func(t *testing.T) *proc {
-			return startProc(t, "gocounter", buildGoVictim(t, "gocounter"), nil, inDir("/"))
+			// containermaxprocs=0: the Go runtime (1.25+) keeps the
+			// cgroup's CPU quota file open to follow it, and the guest
+			// has no cgroup file system at that path.
+			return startProc(t, "gocounter", buildGoVictim(t, "gocounter"), nil, inDir("/"), withEnv("GODEBUG=containermaxprocs=0"))
 		},
 		prepare: func(t *testing.T, p *proc) string {
 			p.expect("ready")
