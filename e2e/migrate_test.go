@@ -227,8 +227,10 @@ var toGuest = []toGuestCase{
 				tick, _ := strconv.Atoi(m[1])
 				back, _ := strconv.Atoi(m[3])
 				// The guest has been up for less time than the host: its
-				// monotonic clock is behind, once.
-				if (i > 0 && (tick != prev+1 || back != prevBack)) || back > 1 {
+				// monotonic clock is behind, seen in the first rounds
+				// after the thaw (two when the freeze split a round
+				// between the clocks' readings), never again.
+				if (i > 0 && tick != prev+1) || (i > 1 && back != prevBack) || back > 2 {
 					t.Fatalf("tick line %q after tick %d, back %d\n%s", l, prev, prevBack, output)
 				}
 				prev, prevBack = tick, back
