@@ -6,6 +6,7 @@
 //	check pid, kernel thread, privilege; create OUT.cryo-tmp-* (0700)
 //	PTRACE_SEIZE + PTRACE_INTERRUPT          target stopped from here ─┐
 //	refuse threads and live children (zombies are recorded)            │
+//	a thread stopped in the vdso: single-stepped out of it (vdso.go)   │
 //	smaps, stat, fds + fdinfo (kcmp for sharing, locks), cwd, auxv,    │
 //	exe, CPU features (package cpu), creds, rlimits, /proc, vdso bytes │
 //	GETREGSET (regs, xsave), GETSIGMASK, rseq config                   │

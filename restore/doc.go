@@ -27,8 +27,9 @@
 //     page, so nothing maps the stub's file (for PR_SET_MM_MAP's exe_fd)
 //  2. checks that need nothing destroyed: every thread's XSAVE area
 //     converted to this CPU's layout (arch/amd64.ConvertXSave; refused
-//     if it holds state this CPU lacks), vdso/vvar layout and vdso bytes
-//     (carried in the metadata)
+//     if it holds state this CPU lacks); the vdso: the same as the
+//     frozen one (carried in the metadata), the same layout, or a proxy
+//     (vdso.go), its symbol tables parsed here
 //  3. zombie children made again (zombies.go): an injected clone3 with
 //     CLONE_PTRACE per zombie, which the helper makes exit with the
 //     recorded status; the SIGCHLDs this queues are consumed
@@ -46,7 +47,8 @@
 //     with nothing yet destroyed
 //  6. munmap every stub mapping but the stub region and the vdso/vvar
 //  7. mremap vdso and vvar to the process's addresses, through a hole
-//     free in both layouts
+//     free in both layouts; for a proxy, to a hole of the frozen layout
+//     near them, and the proxy mapped at the frozen vdso's address
 //  8. mmap every VMA at its address (MAP_FIXED_NOREPLACE), a shared
 //     memfd or unlinked file from the spare fd of its file, which is then
 //     given its mode and seals and the spare fds closed; write the page
