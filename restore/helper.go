@@ -359,7 +359,7 @@ func (h *helper) restore() error {
 		return err
 	}
 	if h.vdso.mode == vdsoProxy {
-		err = h.proxyVDSO(stubMaps)
+		err = h.proxyVDSO()
 	} else {
 		err = h.moveVDSO(stubMaps)
 	}
@@ -508,7 +508,10 @@ func (h *helper) checkVDSO(stubMaps []proc.Mapping) error {
 	if err != nil {
 		return err
 	}
-	if h.vdso, err = planVDSO(h.host.Image, h.p.VMAs, h.p.VDSO, stubMaps, mine); err != nil {
+	if h.vdso, err = planVDSO(h.host.Image, h.p.VMAs, h.p.VDSO, stubMaps, mine); err == nil && h.vdso.mode == vdsoProxy {
+		err = h.placeProxy(stubMaps)
+	}
+	if err != nil {
 		return fmt.Errorf("%w (frozen on %s)", err, p2s(h.p.Kernel))
 	}
 	h.logf("vdso: %v", h.vdso.mode)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -150,6 +151,13 @@ type vdsoPlan struct {
 	// proxy: the frozen vdso's functions and the new one's offsets.
 	oldFuncs []vdsoFunc
 	newSyms  map[string]uint64
+	// Where placeProxy put things: this kernel's vdso group (its
+	// mappings, their lowest address) goes to dst; code is the proxy,
+	// mapped at the frozen vdso's address at.
+	group   []proc.Mapping
+	lo, dst uint64
+	code    []byte
+	at      uint64
 }
 
 // planVDSO compares the frozen vdso group (its VMAs in the image, its
@@ -202,13 +210,7 @@ func planVDSO(arch image.Arch, frozen []image.VMA, oldVDSO []byte, cur []proc.Ma
 			return &vdsoPlan{mode: vdsoMoved}, nil
 		}
 	}
-	p := &vdsoPlan{mode: vdsoProxy, oldFuncs: oldFuncs, newSyms: newSyms}
-	// Every function must have room for its patch (a near jump: the new
-	// vdso is put near the old one).
-	if _, err := p.proxy(arch, oldVDSO, 1<<40, 1<<40+1<<20); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return &vdsoPlan{mode: vdsoProxy, oldFuncs: oldFuncs, newSyms: newSyms}, nil
 }
 
 // sameVDSOLayout: the same vdso size and the same vvar pages (names,
@@ -284,21 +286,26 @@ func (p *vdsoPlan) proxy(arch image.Arch, old []byte, oldBase, newBase uint64) (
 				break
 			}
 		}
+		nr, isSyscall := uint32(0), false
+		for _, n := range fn.names {
+			if nr, isSyscall = vdsoSyscalls[arch][n]; isSyscall {
+				break
+			}
+		}
 		switch {
+		case slices.Contains(fn.names, "__kernel_rt_sigreturn"):
+			// arm64's signal trampoline is its system call (mov x8,
+			// #139; svc #0) on every kernel, and reads no vvar: kept.
+			continue
 		case found:
 			code = jumpCode(arch, entry, target, room)
+			if uint64(len(code)) > room && isSyscall {
+				code = syscallCode(arch, nr) // too short for a far jump
+			}
+		case isSyscall:
+			code = syscallCode(arch, nr)
 		default:
-			nr, ok := uint32(0), false
-			for _, n := range fn.names {
-				if nr, ok = vdsoSyscalls[arch][n]; ok {
-					break
-				}
-			}
-			if ok {
-				code = syscallCode(arch, nr)
-			} else {
-				code = enosysCode(arch)
-			}
+			code = enosysCode(arch)
 		}
 		if code == nil {
 			return nil, fmt.Errorf("no vdso proxy for this architecture (%v)", arch)
@@ -384,10 +391,11 @@ func (h *helper) readCurVDSO(cur []proc.Mapping) ([]byte, error) {
 	return nil, nil
 }
 
-// proxyVDSO moves this kernel's vdso group to a hole of the frozen
-// layout and maps the proxy at the frozen vdso's address.
-func (h *helper) proxyVDSO(stubMaps []proc.Mapping) error {
-	sys := h.host.Sys
+// placeProxy chooses, before anything is destroyed, where this kernel's
+// vdso group goes (a hole of the frozen layout near the frozen vdso, so
+// that short jumps reach: amd64's rel32, arm64's b) and builds the
+// proxy's bytes for it.
+func (h *helper) placeProxy(stubMaps []proc.Mapping) error {
 	var oldV *image.VMA
 	for i := range h.p.VMAs {
 		if h.p.VMAs[i].Kind == image.VMAVDSO {
@@ -406,25 +414,28 @@ func (h *helper) proxyVDSO(stubMaps []proc.Mapping) error {
 			used = append(used, span{lo, v.Start})
 		}
 	}
-	var group []proc.Mapping
 	var lo, hi uint64 = ^uint64(0), 0
 	var newOff uint64
+	h.vdso.group = nil
 	for _, m := range stubMaps {
 		if m.Path == "[vdso]" || strings.HasPrefix(m.Path, "[vvar") {
-			group = append(group, m)
+			h.vdso.group = append(h.vdso.group, m)
 			used = append(used, span{m.Start, m.End})
 			lo, hi = min(lo, m.Start), max(hi, m.End)
 		}
 	}
-	for _, m := range group {
+	for _, m := range h.vdso.group {
 		if m.Path == "[vdso]" {
 			newOff = m.Start - lo
 		}
 	}
-	// Near the frozen vdso, so that a 5-byte jump reaches (amd64).
+	reach := uint64(1 << 30) // amd64: jmp rel32 reaches 2 GiB
+	if h.host.Image == image.ArchARM64 {
+		reach = 64 << 20 // b reaches 128 MiB
+	}
 	from := uint64(1 << 32)
-	if oldV.Start > 1<<30+from {
-		from = oldV.Start - 1<<30
+	if oldV.Start > reach+from {
+		from = oldV.Start - reach
 	}
 	dst, ok := findHole(used, hi-lo, from, h.ps)
 	if !ok {
@@ -432,26 +443,34 @@ func (h *helper) proxyVDSO(stubMaps []proc.Mapping) error {
 			return errors.New("no room for this kernel's vdso")
 		}
 	}
-	for _, m := range group {
-		if _, err := h.sys("mremap "+m.Path, sys.Mremap, m.Start, m.Len(), m.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, dst+(m.Start-lo)); err != nil {
-			return err
-		}
-	}
 	code, err := h.vdso.proxy(h.host.Image, h.p.VDSO, oldV.Start, dst+newOff)
 	if err != nil {
 		return err
 	}
-	size := oldV.End - oldV.Start
-	if _, err := h.sys("mmap the vdso proxy", sys.Mmap, oldV.Start, size, unix.PROT_READ|unix.PROT_WRITE,
+	h.vdso.lo, h.vdso.dst, h.vdso.code, h.vdso.at = lo, dst, code, oldV.Start
+	return nil
+}
+
+// proxyVDSO moves this kernel's vdso group to the hole placeProxy chose
+// and maps the proxy at the frozen vdso's address.
+func (h *helper) proxyVDSO() error {
+	sys := h.host.Sys
+	for _, m := range h.vdso.group {
+		if _, err := h.sys("mremap "+m.Path, sys.Mremap, m.Start, m.Len(), m.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, h.vdso.dst+(m.Start-h.vdso.lo)); err != nil {
+			return err
+		}
+	}
+	at, size := h.vdso.at, uint64(len(h.vdso.code))
+	if _, err := h.sys("mmap the vdso proxy", sys.Mmap, at, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
 		return err
 	}
-	if err := writeFull(h.pid, oldV.Start, code); err != nil {
+	if err := writeFull(h.pid, at, h.vdso.code); err != nil {
 		return err
 	}
-	if _, err := h.sys("mprotect the vdso proxy", sys.Mprotect, oldV.Start, size, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+	if _, err := h.sys("mprotect the vdso proxy", sys.Mprotect, at, size, unix.PROT_READ|unix.PROT_EXEC); err != nil {
 		return err
 	}
-	h.logf("vdso proxy at %#x, this kernel's vdso at %#x", oldV.Start, dst+newOff)
+	h.logf("vdso proxy at %#x, this kernel's vdso group at %#x", at, h.vdso.dst)
 	return nil
 }
