@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,6 +119,41 @@ func TestVDSOProxy(t *testing.T) {
 			}
 		})
 	}
+	// A process frozen in a job-control stop is not stepped (it stays
+	// as it was): a thread stopped inside the vdso is refused by a
+	// proxying thaw, by name; one stopped outside thaws and goes on.
+	t.Run("stopped", func(t *testing.T) {
+		for try := 0; try < 3; try++ {
+			p := startProc(t, "vdsoclock", buildVictim(t, "vdsoclock", flagsStatic...), nil)
+			p.expect("tick ")
+			if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			waitStopped(t, p.pid())
+			img := filepath.Join(t.TempDir(), "stopped.bin")
+			freezeKill(t, p, img)
+			th := thaw(t, img, true, withEnv("CRYO_THAW_VDSO=proxy"))
+			deadline := time.Now().Add(lineTimeout)
+			for !th.exited() && !strings.HasPrefix(procStateLine(th.pid()), "State T") {
+				if time.Now().After(deadline) {
+					t.Fatalf("the thaw neither stopped nor ended\n%s", th.diag())
+				}
+				time.Sleep(5 * time.Millisecond) // polling /proc, bounded above
+			}
+			if th.exited() {
+				if st := th.waitExit(); st.ExitCode() != 1 || !strings.Contains(th.errs.text(), "frozen inside the vdso") {
+					t.Fatalf("try %d: the thaw ended with %v\n%s", try, st, th.diag())
+				}
+				t.Logf("try %d: refused: %s", try, strings.TrimSpace(th.errs.text()))
+				continue
+			}
+			if err := th.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			ticks(th, 3)
+			t.Logf("try %d: stopped outside the vdso, thawed", try)
+		}
+	})
 	// The Go program draws random bytes before the freeze (Go 1.24+ on
 	// Linux 6.11+: through the vdso's getrandom, its state in a
 	// MAP_DROPPABLE mapping), and after a thaw whose kernel "lacks"

@@ -414,6 +414,20 @@ func (h *helper) placeProxy(stubMaps []proc.Mapping) error {
 			used = append(used, span{lo, v.Start})
 		}
 	}
+	// freeze steps a running thread out of the vdso; one of a process
+	// frozen in a job-control stop may still be inside, where the proxy
+	// has the old body, which reads the old [vvar].
+	for _, th := range h.p.Threads {
+		regs, err := h.host.NewRegs(th.Regs)
+		if err != nil {
+			return err
+		}
+		pc := regs.PC()
+		atEntry := slices.ContainsFunc(h.vdso.oldFuncs, func(f vdsoFunc) bool { return oldV.Start+f.off == pc })
+		if pc >= oldV.Start && pc < oldV.End && !atEntry {
+			return fmt.Errorf("thread %d was frozen inside the vdso (at %#x), which differs here: thaw it on a kernel like the freezing one", th.Tid, pc)
+		}
+	}
 	var lo, hi uint64 = ^uint64(0), 0
 	var newOff uint64
 	h.vdso.group = nil
