@@ -3,10 +3,12 @@ package freeze
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryo-project/cryo/proc"
 	"github.com/cryo-project/cryo/ptrace"
 )
 
@@ -32,18 +34,9 @@ func (f *freezer) leaveVDSO(tids []int) error {
 		// the vdso but at an interrupt, and runs no further here.
 		return nil
 	}
-	maps, err := proc.Maps(f.pid)
-	if err != nil {
+	lo, hi, err := vdsoRange(f.pid)
+	if err != nil || hi == 0 {
 		return err
-	}
-	var lo, hi uint64
-	for _, m := range maps {
-		if m.Path == "[vdso]" {
-			lo, hi = m.Start, m.End
-		}
-	}
-	if hi == 0 {
-		return nil
 	}
 	for _, tid := range tids {
 		pc, err := f.pc(tid)
@@ -126,4 +119,28 @@ func (f *freezer) stepOut(tid int, lo, hi uint64) (err error) {
 		return fmt.Errorf("%s where an event stop was expected", st)
 	}
 	return nil
+}
+
+// vdsoRange finds pid's [vdso] in /proc/PID/maps (not smaps, which walks
+// the page tables); 0, 0 when it has none.
+func vdsoRange(pid int) (lo, hi uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read mappings of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasSuffix(line, " [vdso]") {
+			continue
+		}
+		r, _, _ := strings.Cut(line, " ")
+		a, z, ok := strings.Cut(r, "-")
+		if lo, err = strconv.ParseUint(a, 16, 64); ok && err == nil {
+			hi, err = strconv.ParseUint(z, 16, 64)
+		}
+		if !ok || err != nil {
+			return 0, 0, fmt.Errorf("pid %d: bad maps line %q", pid, line)
+		}
+		return lo, hi, nil
+	}
+	return 0, 0, nil
 }
