@@ -6,30 +6,32 @@
 # older kernel, whose vdso differs from this one's, and a CPU without
 # AVX-512. In one boot:
 #
-#  1. host: e2e's TestMigrateFreezeHost freezes victims into
-#     build/migrate/in/ and writes the guest's steps for them there;
+#  1. host: e2e's TestMigrateFreezeHost* (-tags migrate) freeze victims
+#     into build/migrate/in/ and write the guest's steps for them there
+#     (in/plan*);
 #  2. guest (scripts/migrate/init, a static Go /init in an initramfs with
 #     bin/freeze, bin/thaw, the static victims and in/): runs
 #     scripts/migrate/guest.plan (starts victims and freezes them), then
-#     in/plan (thaws the host's images), and writes what they left as a
+#     in/plan* (thaws the host's images), and writes what they left as a
 #     tar archive onto a raw virtio-blk disk; its console must end with
 #     the pass marker (qemu exits 0 even when the guest panics);
 #  3. host: the archive is unpacked into build/migrate/out/;
-#     TestMigrateFromGuest thaws the guest's images here (they must go
-#     on with their state) and TestMigrateToGuest checks how the guest
-#     treated the host's (refused, the missing CPU features listed).
+#     TestMigrateFromGuest* thaw the guest's images here (they must go
+#     on with their state) and TestMigrateToGuest* check how the guest
+#     treated the host's (refused, the missing CPU features listed, or
+#     thawed and running).
 #
 # Environment:
 #   CRYO_MIGRATE_TIMEOUT  seconds for the guest (default 300)
 #   CRYO_MIGRATE_CPU      the guest's -cpu (default Haswell-v4)
 #   CRYO_MIGRATE_PLANS    more plan files (space-separated) the guest runs
-#                         after guest.plan and in/plan (init's format: see
+#                         after guest.plan and in/plan* (init's format: see
 #                         scripts/migrate/init/main.go); a file they name
 #                         under /cryo/in/ comes from CRYO_MIGRATE_IN
 #   CRYO_MIGRATE_IN       more files (space-separated: images...) copied
 #                         into the guest's /cryo/in/
-#   CRYO_MIGRATE_RUN      the host tests (go test -run) of steps 1 and 3
-#                         (default: all of e2e/migrate_test.go's)
+#   CRYO_MIGRATE_RUN      the subtests (go test -run, below the top level)
+#                         of step 3 (default: all)
 #   CRYO_MIGRATE_GUEST_ONLY=1  stop after step 2 (the guest's files are in
 #                         build/migrate/out/ for a test of your own)
 set -euo pipefail
@@ -83,7 +85,7 @@ host_test() {
   (cd e2e && CRYO_MIGRATE_DIR="$PWD/../$out" CRYO_E2E_BIN_DIR="$PWD/../$root/cryo/bin" \
     "../$out/e2e.test" -test.v -test.count=1 -test.timeout=5m "$@")
 }
-host_test -test.run="^TestMigrateFreezeHost$"
+host_test -test.run="^TestMigrateFreezeHost"
 cp "$out"/in/* "$root/cryo/in/"
 for f in ${CRYO_MIGRATE_IN:-}; do cp "$f" "$root/cryo/in/"; done
 
@@ -91,7 +93,7 @@ plan=$root/cryo/plan
 {
   echo "# written by scripts/migrate/test.sh"
   while read -r m; do echo "module /cryo/modules/$m"; done <"$kmods/order"
-  cat scripts/migrate/guest.plan "$out/in/plan"
+  cat scripts/migrate/guest.plan "$out"/in/plan*
   for f in ${CRYO_MIGRATE_PLANS:-}; do cat "$f"; done
 } >"$plan"
 
@@ -141,6 +143,6 @@ if [ "${CRYO_MIGRATE_GUEST_ONLY:-}" = 1 ]; then
 fi
 
 # Step 3.
-host_test -test.run="^(TestMigrateFromGuest|TestMigrateToGuest)$/$run"
+host_test -test.run="^TestMigrate(FromGuest|ToGuest)/$run"
 end=$(date +%s)
 echo "test-migrate: PASS in $((end - start)) s (guest $((booted - built)) s)"
