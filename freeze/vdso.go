@@ -4,17 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryo-project/cryo/ptrace"
 )
 
-// maxVDSOSteps bounds the instructions a thread is stepped to leave the
-// vdso: its functions are short loops around a seqlock (a few hundred
-// instructions; getrandom's ChaCha a few thousand).
+// maxVDSOSteps bounds the instructions a thread is stepped in one round
+// to leave the vdso: its functions are short loops around a seqlock (a
+// few hundred instructions; getrandom's ChaCha a few thousand).
 const maxVDSOSteps = 200000
 
 // leaveVDSO steps every thread stopped inside the vdso out of it, one
@@ -75,50 +77,154 @@ func (f *freezer) stepOut(tid int, lo, hi uint64) (err error) {
 	}
 	defer func() { err = errors.Join(err, ptrace.SetSigMask(tid, mask)) }()
 	steps := 0
-	for ; ; steps++ {
-		if steps == maxVDSOSteps {
-			return fmt.Errorf("still there after %d instructions", steps)
-		}
-		if err := ptrace.SingleStep(tid, 0); err != nil {
-			return err
-		}
-		st, err := ptrace.Wait(tid)
+	for round := 0; round < vdsoRounds; round++ {
+		out, n, err := f.step(tid, lo, hi)
+		steps += n
 		if err != nil {
 			return err
 		}
+		if out {
+			f.logf("thread %d stepped out of the vdso in %d instructions", tid, steps)
+			return nil
+		}
+		if out, err = f.nudge(tid, lo, hi, round); err != nil || out {
+			f.logf("thread %d out of the vdso after %d instructions stepped and %d runs", tid, steps, round+1)
+			return err
+		}
+	}
+	// Left inside: a thaw on this kernel resumes it there; one that
+	// must proxy the vdso refuses it by name (restore/vdso.go).
+	f.logf("thread %d still inside the vdso after %d instructions stepped and %d runs", tid, steps, vdsoRounds)
+	return nil
+}
+
+// Stepping out of the vdso: each round single-steps for at most
+// vdsoStepTime, then lets the thread run alone for a moment. A step that
+// takes longer than a timer tick (a loaded machine, an emulated one: 6
+// ms a step under qemu's TCG) makes a clock function's seqlock read fail
+// every time, and it never returns; run freely, it does.
+const (
+	vdsoRounds   = 50
+	vdsoStepTime = 100 * time.Millisecond
+)
+
+// step single-steps tid until it leaves [lo, hi) or vdsoStepTime has
+// passed, and leaves it in an event stop; it returns whether it is out
+// and how many instructions it stepped.
+func (f *freezer) step(tid int, lo, hi uint64) (out bool, steps int, err error) {
+	deadline := time.Now().Add(vdsoStepTime)
+	for !out && steps < maxVDSOSteps && time.Now().Before(deadline) {
+		if err := ptrace.SingleStep(tid, 0); err != nil {
+			return false, steps, err
+		}
+		st, err := ptrace.Wait(tid)
+		if err != nil {
+			return false, steps, err
+		}
 		switch {
 		case st.Exited():
-			return fmt.Errorf("%s: %w", st, ptrace.ErrExited)
+			return false, steps, fmt.Errorf("%s: %w", st, ptrace.ErrExited)
 		case st.Event() == ptrace.EventStop:
 			// An interrupt or a group-stop on the way: step on.
 			continue
 		case st.Signal() != unix.SIGTRAP:
-			return fmt.Errorf("%s while stepping", st)
+			return false, steps, fmt.Errorf("%s while stepping", st)
 		}
+		steps++
 		pc, err := f.pc(tid)
 		if err != nil {
-			return err
+			return false, steps, err
 		}
-		if pc < lo || pc >= hi {
+		out = pc < lo || pc >= hi
+	}
+	if steps == 0 {
+		return false, 0, nil // still in the event stop it was in
+	}
+	// From the SIGTRAP stop (the trap discarded) to an event stop.
+	if err := f.runToStop(tid); err != nil {
+		return false, steps, err
+	}
+	return out, steps, nil
+}
+
+// nudge lets tid run for a moment (longer each round: 1 to 20 ms; its
+// signals blocked, the other threads stopped), stops it again with
+// PTRACE_INTERRUPT and returns whether it is out of [lo, hi). A thread
+// it makes joins the group; anything else but the event stop (an exec,
+// a signal that cannot be blocked) fails the freeze, which lets the
+// target go.
+func (f *freezer) nudge(tid int, lo, hi uint64, round int) (bool, error) {
+	if err := ptrace.Cont(tid, 0); err != nil {
+		return false, err
+	}
+	time.Sleep(min(time.Duration(round+1)*time.Millisecond, 20*time.Millisecond))
+	if err := ptrace.Interrupt(tid); err != nil {
+		return false, err
+	}
+	for {
+		st, err := ptrace.Wait(tid)
+		if err != nil {
+			return false, err
+		}
+		if st.Event() != ptrace.EventClone {
+			if err := checkEventStop(st); err != nil {
+				return false, err
+			}
 			break
 		}
+		// A thread born while it ran (the Go runtime starts an M):
+		// traced from birth, it joins the group, stopped.
+		child, err := ptrace.GetEventMsg(tid)
+		if err != nil {
+			return false, err
+		}
+		if err := waitEventStop(int(child)); err != nil {
+			return false, fmt.Errorf("thread %d, born while leaving the vdso: %w", child, err)
+		}
+		f.group.Tids = append(f.group.Tids, int(child))
+		slices.Sort(f.group.Tids[1:])
+		f.logf("thread %d born while thread %d left the vdso", child, tid)
+		if err := f.runToStop(tid); err != nil {
+			return false, err
+		}
+		break
 	}
-	f.logf("thread %d stepped out of the vdso in %d instructions", tid, steps+1)
-	// From the SIGTRAP stop (the trap discarded) to an event stop.
+	pc, err := f.pc(tid)
+	if err != nil {
+		return false, err
+	}
+	return pc < lo || pc >= hi, nil
+}
+
+func waitEventStop(tid int) error {
+	st, err := ptrace.Wait(tid)
+	if err != nil {
+		return err
+	}
+	return checkEventStop(st)
+}
+
+func checkEventStop(st ptrace.Stop) error {
+	if st.Exited() {
+		return fmt.Errorf("%s: %w", st, ptrace.ErrExited)
+	}
+	if st.Event() != ptrace.EventStop {
+		return fmt.Errorf("%s while leaving the vdso, where an event stop was expected", st)
+	}
+	return nil
+}
+
+// runToStop takes tid from a stop in the kernel's signal path (the
+// SIGTRAP of a step, discarded) to an event stop, running no
+// instruction: the interrupt is pending as it resumes.
+func (f *freezer) runToStop(tid int) error {
 	if err := ptrace.Interrupt(tid); err != nil {
 		return err
 	}
 	if err := ptrace.Cont(tid, 0); err != nil {
 		return err
 	}
-	st, err := ptrace.Wait(tid)
-	if err != nil {
-		return err
-	}
-	if st.Event() != ptrace.EventStop {
-		return fmt.Errorf("%s where an event stop was expected", st)
-	}
-	return nil
+	return waitEventStop(tid)
 }
 
 // vdsoRange finds pid's [vdso] in /proc/PID/maps (not smaps, which walks
