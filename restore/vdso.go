@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -102,39 +101,79 @@ type vdsoFunc struct {
 
 // vdsoFuncs parses a vdso image (its bytes as mapped: the section
 // headers are part of it) and returns its exported functions by offset,
-// and their offsets by name.
+// and their offsets by name. ELF64, little-endian, read by hand: the
+// restorer every image carries would grow by 200 KB with debug/elf's
+// symbol tables (issue 10, item 7).
 func vdsoFuncs(b []byte) ([]vdsoFunc, map[string]uint64, error) {
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse the vdso: %w", err)
+	bad := func(what string) ([]vdsoFunc, map[string]uint64, error) {
+		return nil, nil, fmt.Errorf("parse the vdso: %s", what)
 	}
-	defer f.Close()
+	le := binary.LittleEndian
+	size := uint64(len(b))
+	if size < 64 || string(b[:4]) != "\x7fELF" || b[4] != 2 || b[5] != 1 {
+		return bad("not a little-endian ELF64 image")
+	}
+	// in reports whether [off, off+n) lies within b.
+	in := func(off, n uint64) bool { return off <= size && n <= size-off }
+	phoff, shoff := le.Uint64(b[0x20:]), le.Uint64(b[0x28:])
+	phent, phnum := uint64(le.Uint16(b[0x36:])), uint64(le.Uint16(b[0x38:]))
+	shent, shnum := uint64(le.Uint16(b[0x3a:])), uint64(le.Uint16(b[0x3c:]))
+	if phent < 56 || shent < 64 || !in(phoff, phent*phnum) || !in(shoff, shent*shnum) {
+		return bad("program or section headers out of bounds")
+	}
 	bias, found := uint64(0), false
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD {
-			bias, found = p.Vaddr-p.Off, true
+	for i := uint64(0); i < phnum; i++ {
+		ph := b[phoff+i*phent:]
+		if le.Uint32(ph) == 1 { // PT_LOAD
+			bias, found = le.Uint64(ph[16:])-le.Uint64(ph[8:]), true
 			break
 		}
 	}
 	if !found {
-		return nil, nil, errors.New("parse the vdso: no PT_LOAD")
-	}
-	syms, err := f.DynamicSymbols()
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse the vdso: %w", err)
+		return bad("no PT_LOAD")
 	}
 	byName := map[string]uint64{}
 	byOff := map[uint64][]string{}
-	for _, s := range syms {
-		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF || s.Value < bias {
+	dynsym := false
+	for i := uint64(0); i < shnum; i++ {
+		sh := b[shoff+i*shent:]
+		if le.Uint32(sh[4:]) != 11 { // SHT_DYNSYM
 			continue
 		}
-		off := s.Value - bias
-		if off >= uint64(len(b)) {
-			return nil, nil, fmt.Errorf("parse the vdso: %s at %#x, past its end", s.Name, s.Value)
+		dynsym = true
+		off, n, link := le.Uint64(sh[0x18:]), le.Uint64(sh[0x20:]), uint64(le.Uint32(sh[0x28:]))
+		if !in(off, n) || link >= shnum {
+			return bad("symbol table out of bounds")
 		}
-		byName[s.Name] = off
-		byOff[off] = append(byOff[off], s.Name)
+		str := b[shoff+link*shent:]
+		stroff, strn := le.Uint64(str[0x18:]), le.Uint64(str[0x20:])
+		if !in(stroff, strn) {
+			return bad("string table out of bounds")
+		}
+		strs := b[stroff : stroff+strn]
+		for j := uint64(0); j+24 <= n; j += 24 {
+			sym := b[off+j:]
+			name, info, shndx, value := uint64(le.Uint32(sym)), sym[4], le.Uint16(sym[6:]), le.Uint64(sym[8:])
+			if info&0xf != 2 || shndx == 0 || value < bias { // STT_FUNC, defined
+				continue
+			}
+			if name >= uint64(len(strs)) {
+				return bad("symbol name out of bounds")
+			}
+			nm := strs[name:]
+			if k := bytes.IndexByte(nm, 0); k >= 0 {
+				nm = nm[:k]
+			}
+			o := value - bias
+			if o >= size {
+				return bad(fmt.Sprintf("%s at %#x, past its end", nm, value))
+			}
+			byName[string(nm)] = o
+			byOff[o] = append(byOff[o], string(nm))
+		}
+	}
+	if !dynsym {
+		return bad("no dynamic symbol table")
 	}
 	var funcs []vdsoFunc
 	for off, names := range byOff {

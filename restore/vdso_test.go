@@ -1,6 +1,8 @@
 package restore
 
 import (
+	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"os"
 	"runtime"
@@ -75,6 +77,28 @@ func TestVDSOFuncs(t *testing.T) {
 	}
 	if _, _, err := vdsoFuncs(b[:64]); err == nil {
 		t.Error("a truncated vdso parsed")
+	}
+	// The same functions as debug/elf finds.
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, s := range dyn {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF {
+			continue
+		}
+		want++
+		if off, ok := syms[s.Name]; !ok || off != s.Value {
+			t.Errorf("%s: %#x (found %v), debug/elf says %#x", s.Name, off, ok, s.Value)
+		}
+	}
+	if len(syms) != want {
+		t.Errorf("%d functions, debug/elf finds %d", len(syms), want)
 	}
 }
 
