@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,4 +69,41 @@ func requireLockedFuture(t *testing.T, p *proc) {
 	if got := p.ask("newmap", "newmap "); got != "newmap locked=1" {
 		t.Errorf("pid %d: a new mapping is not locked (%q): mlockall(MCL_FUTURE) was lost", p.pid(), got)
 	}
+}
+
+// TestCredsThawLacksCapability: root thawing a process that held a
+// capability root here does not have (setpriv drops CAP_NET_RAW from the
+// thaw's bounding set, as a container's root lacks some) is refused
+// before anything is rebuilt, in one line naming the capability, and the
+// same image then thaws where root has it.
+func TestCredsThawLacksCapability(t *testing.T) {
+	setup(t)
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		skipOrFail(t, "setpriv (util-linux) not installed: %v", err)
+	}
+	dir := t.TempDir()
+	p := startProc(t, "pipe", buildVictim(t, "pipe"), nil, inDir(dir))
+	p.expect("ready")
+	st, err := procStatus(p.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prm, _ := strconv.ParseUint(st["CapPrm"], 16, 64); prm&(1<<13) == 0 {
+		skipOrFail(t, "root here lacks CAP_NET_RAW (CapPrm %s)", st["CapPrm"])
+	}
+	waitInSyscall(t, p, sysRead)
+	img := filepath.Join(dir, "pipe.bin")
+	freezeKill(t, p, img)
+	r := runTool(t, setpriv, "--bounding-set=-net_raw", img)
+	if r.code == 0 || !strings.Contains(r.stderr, "CAP_NET_RAW") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("thaw without CAP_NET_RAW: want one line naming it, got\n%s", r)
+	}
+	th := thaw(t, img, false)
+	th.ask("one", "got one")
+	th.send("exit 0")
+	th.waitExit()
 }

@@ -340,6 +340,9 @@ func (h *helper) restore() error {
 	if err := h.checkPending(); err != nil {
 		return err
 	}
+	if err := h.checkCreds(); err != nil {
+		return err
+	}
 	h.logf("checks passed")
 	if err := h.restoreZombies(); err != nil {
 		return err

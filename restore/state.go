@@ -571,6 +571,55 @@ func (h *helper) registerMembarrier() error {
 	return nil
 }
 
+// capNames are the capabilities by number (linux/capability.h).
+var capNames = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+	"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"}
+
+// capList names the capabilities in mask.
+func capList(mask uint64) string {
+	var names []string
+	for n := 0; n < 64; n++ {
+		if mask&(1<<n) == 0 {
+			continue
+		}
+		if n < len(capNames) {
+			names = append(names, capNames[n])
+		} else {
+			names = append(names, fmt.Sprintf("capability %d", n))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkCreds refuses, before anything is destroyed, a root thaw that
+// could not give the process its capabilities: those it had permitted,
+// effective or inheritable that this thaw does not hold (root in a
+// container, a machine whose root has fewer), which capset would refuse
+// late with a bare EPERM.
+func (h *helper) checkCreds() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := proc.Status(h.pid)
+	if err != nil {
+		return err
+	}
+	mine, err := strconv.ParseUint(st["CapPrm"], 16, 64)
+	if err != nil {
+		return fmt.Errorf("/proc/%d/status CapPrm %q: %w", h.pid, st["CapPrm"], err)
+	}
+	c := &h.p.Creds
+	if missing := (c.CapPrm | c.CapEff | c.CapInh) &^ mine; missing != 0 {
+		return fmt.Errorf("the process held capabilities this thaw does not have: %s (thaw where root has them, or freeze the process without them)", capList(missing))
+	}
+	return nil
+}
+
 // restoreCreds gives the process its uids, gids, groups, capabilities
 // and securebits when the thaw runs as root, which may set any of them
 // (this never gives more privilege than the thawing user has). Any other

@@ -33,6 +33,7 @@ start=$(date +%s)
 #   TestRedisServer, TestJVM, TestVim: the guest has no redis-server,
 #     JDK or vim (Debian's amd64 packages on the host).
 #   TestJobControl: thaws under an interactive bash.
+#   TestCredsThawLacksCapability: runs the thaw under setpriv.
 #   TestOracle, TestAllState: the shell-log and zombie start modes start
 #     the victim from bash (>log 2>&1; a background job left a zombie).
 #   TestOracle/coverage: reads testdata/*.c, which the guest does not hold
@@ -80,7 +81,7 @@ start=$(date +%s)
 # inet cases and TestTCPRepair (TCP_REPAIR's structs are the same on both;
 # TestOracle/allfds has a TCP connection the guest carries).
 e2e_run=${CRYO_ARM64_RUN:-.}
-e2e_skip=${CRYO_ARM64_SKIP:-'^TestFDKindsProved$|^TestChurningTarget$|^TestGoProgram$|^TestGoHTTPServer$|^TestFreezeFaults$/^threads$|^TestPythonThreads$|^TestRedisServer$|^TestJVM$|^TestVim$|^TestJobControl$|^TestThawChangedFile$|^TestCarryFiles$|^TestPtyPair$|^TestPtySlaveOutside$|^TestCttyBeyondStdio$|^TestTerminalThawOnDevTTY$|^TestTCPRepair$|^TestTCPUnprivileged$|^TestUnprivilegedShm$|^TestExternalPipes$|^TestUnixSockets$|^TestUnixExternalPeer$|^TestThawOnAnotherMachine$|^TestFreezeInterrupted$|^TestFreezeFaults$/^memcheck$|^TestFreezeErrors$/^anon-secret$|^TestTailFollow$|^TestUnprivilegedEvents$|^TestEventsLeaveRunning$|^TestFreezeFaults$/^events$|^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes|inet|events|sockfd|unixsock|paths|shm|ptys)$|^TestOracle$/^pipe$/^fd7$|^TestVDSOProxy$/^(vdsoclock|stopped)$'}
+e2e_skip=${CRYO_ARM64_SKIP:-'^TestFDKindsProved$|^TestChurningTarget$|^TestGoProgram$|^TestGoHTTPServer$|^TestFreezeFaults$/^threads$|^TestPythonThreads$|^TestRedisServer$|^TestJVM$|^TestVim$|^TestJobControl$|^TestCredsThawLacksCapability$|^TestThawChangedFile$|^TestCarryFiles$|^TestPtyPair$|^TestPtySlaveOutside$|^TestCttyBeyondStdio$|^TestTerminalThawOnDevTTY$|^TestTCPRepair$|^TestTCPUnprivileged$|^TestUnprivilegedShm$|^TestExternalPipes$|^TestUnixSockets$|^TestUnixExternalPeer$|^TestThawOnAnotherMachine$|^TestFreezeInterrupted$|^TestFreezeFaults$/^memcheck$|^TestFreezeErrors$/^anon-secret$|^TestTailFollow$|^TestUnprivilegedEvents$|^TestEventsLeaveRunning$|^TestFreezeFaults$/^events$|^TestRegisters$|^TestVictims$/^regs$|^TestImageReadelf$|^TestImageMode$|^TestOracle$/^coverage$|^TestOracle$/./^(shell-log|zombie)$|^TestAllState$/^(shell-log|zombie)$|^TestOracle$/^(memcheck|lowmap|big|sleeper|counter|counter-demo|churn|creds|pipes|inet|events|sockfd|unixsock|paths|shm|ptys)$|^TestOracle$/^pipe$/^fd7$|^TestVDSOProxy$/^(vdsoclock|stopped)$'}
 
 need() {
   if ! command -v "$1" >/dev/null; then
