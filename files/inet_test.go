@@ -2,6 +2,7 @@ package files
 
 import (
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +39,17 @@ func TestInetQueues(t *testing.T) {
 	if err := unix.Connect(c, sa); err != nil {
 		t.Fatal(err)
 	}
-	rq, _, _, err = inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino)
+	// connect returns once the SYN-ACK is in; the handshake's last ACK
+	// may reach the listener a moment later (softirq: slow under
+	// emulation), and only then is the connection in its queue.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rq, _, _, err = inetQueues(unix.AF_INET, unix.IPPROTO_TCP, listen, st.Ino)
+		if err != nil || rq == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond) // bounded above by deadline
+	}
 	if err != nil || rq != 1 {
 		t.Errorf("one connection waiting: rq %d, err %v", rq, err)
 	}
