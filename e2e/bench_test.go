@@ -427,10 +427,22 @@ func BenchmarkPrograms(b *testing.B) {
 				for i := 0; i < 1000; i++ {
 					r.reply(b)
 				}
+				// No client connection across a freeze: the original,
+				// killed, closes it with a FIN, and the orphan holds
+				// the 4-tuple a repaired copy needs.
+				r.c.Close()
+				if n := waitSockets(b, p.pid(), 1); n != 1 {
+					b.Fatalf("redis-server holds %d sockets, want its listener", n)
+				}
 			},
 			answer: func(b *testing.B, p *proc) {
-				if got := dialRedis(b, port).do(b, "DBSIZE"); got != "1000" {
+				r := dialRedis(b, port)
+				if got := r.do(b, "DBSIZE"); got != "1000" {
 					b.Fatalf("redis after thaw: DBSIZE %s", got)
+				}
+				r.c.Close()
+				if n := waitSockets(b, p.pid(), 1); n != 1 {
+					b.Fatalf("redis-server holds %d sockets, want its listener", n)
 				}
 			}},
 		{name: "java",

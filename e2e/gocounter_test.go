@@ -176,20 +176,26 @@ func TestGoMPTCPRefused(t *testing.T) {
 // refuses).
 func onlyListener(t *testing.T, o *oproc) {
 	t.Helper()
+	if socks := waitSockets(t, o.pid, 1); socks != 1 {
+		t.Fatalf("%s still holds %d sockets after %v, want only its listener\n%s", o.name, socks, lineTimeout, o.diag())
+	}
+}
+
+// waitSockets waits (up to lineTimeout) until pid holds want sockets, and
+// returns how many it holds.
+func waitSockets(tb testing.TB, pid, want int) int {
+	tb.Helper()
 	deadline := time.Now().Add(lineTimeout)
 	for {
 		socks := 0
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", o.pid))
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 		for _, e := range ents {
-			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", o.pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
 				socks++
 			}
 		}
-		if socks == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still holds %d sockets after %v, want only its listener\n%s", o.name, socks, lineTimeout, o.diag())
+		if socks == want || time.Now().After(deadline) {
+			return socks
 		}
 		time.Sleep(2 * time.Millisecond) // polling /proc, bounded above
 	}
