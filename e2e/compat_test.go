@@ -18,23 +18,7 @@ import (
 // image from another machine without that machine.
 func rewriteImage(t *testing.T, in, out string, editMeta func(*image.Process), editPages func(vaddr uint64, data []byte)) {
 	t.Helper()
-	f, err := os.Open(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sec, err := image.OpenEmbedded(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := image.NewReader(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := r.Meta()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p := openImage(t, in)
 	o, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/binary"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -143,29 +142,6 @@ func TestThawXSaveLacking(t *testing.T) {
 	}
 }
 
-// readImageMeta reads the metadata of the image in the executable path.
-func readImageMeta(t *testing.T, path string) *image.Process {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sec, err := image.OpenEmbedded(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := image.NewReader(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := r.Meta()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestCPUFeaturesRecorded: what freeze records of the CPU follows the
 // switches of the process's start-up environment and the runtimes in
 // it: glibc's tunable leaves features out of a C program's record but
@@ -224,7 +200,7 @@ func TestCPUFeaturesRecorded(t *testing.T) {
 			}
 			img := filepath.Join(t.TempDir(), "img.bin")
 			freezeKill(t, p, img)
-			meta := readImageMeta(t, img)
+			meta := metaOf(t, img)
 			rec := map[string]bool{}
 			for _, f := range meta.CPUFeatures {
 				rec[f] = true

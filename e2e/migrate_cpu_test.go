@@ -97,7 +97,7 @@ func TestMigrateFreezeHostPortable(t *testing.T) {
 		c.prepare(t, p)
 		img := filepath.Join(in, c.name+".bin")
 		freezeKill(t, p, img)
-		meta := readImageMeta(t, img)
+		meta := metaOf(t, img)
 		t.Logf("%s: %d features recorded, %d left out: %s", c.name, len(meta.CPUFeatures), len(meta.CPUFeaturesOff), strings.Join(meta.CPUFeaturesOff, ", "))
 		steps := strings.ReplaceAll(c.steps, "NAME", c.name)
 		plan.WriteString(strings.ReplaceAll(steps, "IMAGE", "/cryo/in/"+c.name+".bin"))

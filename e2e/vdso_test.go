@@ -242,22 +242,30 @@ func vdsoSymbol(t *testing.T, vdso []byte, name string) (uint64, bool) {
 // metaOf reads an image's metadata.
 func metaOf(t *testing.T, path string) *image.Process {
 	t.Helper()
+	_, p := openImage(t, path)
+	return p
+}
+
+// openImage opens the image in the executable path (closed when the test
+// ends) and reads its metadata; the reader goes on from there.
+func openImage(t *testing.T, path string) (*image.Reader, *image.Process) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	sec, err := image.OpenEmbedded(f)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	r, err := image.NewReader(sec)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	p, err := r.Meta()
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return p
+	return r, p
 }
